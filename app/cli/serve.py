@@ -1,0 +1,51 @@
+"""`tectonite serve`: migrate, then run gunicorn (gthread, keep-alive) until SIGTERM."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from app import create_app
+from app.cli.context import CliContext, pass_context
+from app.server import TectoniteServer
+
+
+@click.command()
+@click.option("--host", help="Listen address (TECTONITE_HOST, default 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(min=0), help="Listen port (PORT, default 8328; 0 = any)."
+)
+@click.option("--workers", type=click.IntRange(min=1), help="gunicorn workers (WEB_CONCURRENCY).")
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="Threads per worker (TECTONITE_THREADS)."
+)
+@click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="TLS certificate.")
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key.")
+@pass_context
+def serve(
+    ctx: CliContext,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    certfile: str | None,
+    keyfile: str | None,
+) -> None:
+    """Serve the Tecton-compatible API."""
+    if bool(certfile) != bool(keyfile):
+        raise click.UsageError("--certfile and --keyfile must be given together.")
+    overrides = {"host": host, "port": port, "workers": workers, "threads": threads}
+    ctx.settings = ctx.settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+    ctx.database  # noqa: B018  (starts the embedded server if needed and applies migrations)
+    settings = ctx.settings
+    ctx.close()  # workers open their own pools; nothing may be shared across fork()
+
+    def announce(base_url: str) -> None:
+        click.echo(f"Tectonite is serving the Tecton API at {base_url}/api")
+        click.echo(f"Health: {base_url}/healthz  Readiness: {base_url}/readyz")
+        sys.stdout.flush()
+
+    TectoniteServer(
+        settings, app_factory=create_app, certfile=certfile, keyfile=keyfile, on_ready=announce
+    ).run()

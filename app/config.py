@@ -1,0 +1,100 @@
+"""Settings: the one place where Tectonite reads its environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value Tectonite cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Typed configuration. Built from the environment by `from_env`; CLI flags override it."""
+
+    database_url: str | None = None
+    data_dir: Path = Path(".tectonite")
+    host: str = "127.0.0.1"
+    port: int = 8328
+    workers: int = 2
+    threads: int = 8
+    log_level: str = "info"
+    log_format: str = "text"
+    # Server-wide HMAC key for API-key hashes; when unset one is generated and kept in the database.
+    secret: str | None = None
+    # Bodies larger than this are answered 413 before they are read.
+    max_body_bytes: int = 8 * 1024 * 1024
+    # Tecton's serving backend gives up after 2 s (504); reads use the same deadline.
+    request_timeout_ms: int = 2000
+    # How long a process may serve cached definitions and keys if a change notification is lost.
+    cache_ttl_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from `env` (default: the process environment)."""
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            database_url=_normalise_url(env.get("DATABASE_URL") or None),
+            data_dir=Path(env.get("TECTONITE_DATA_DIR") or defaults.data_dir),
+            host=env.get("TECTONITE_HOST") or defaults.host,
+            port=_int(env, "PORT", defaults.port, minimum=0),
+            workers=_int(env, "WEB_CONCURRENCY", defaults.workers, minimum=1),
+            threads=_int(env, "TECTONITE_THREADS", defaults.threads, minimum=1),
+            log_level=_choice(env, "LOG_LEVEL", defaults.log_level, LOG_LEVELS),
+            log_format=_choice(env, "LOG_FORMAT", defaults.log_format, LOG_FORMATS),
+            secret=env.get("TECTONITE_SECRET") or None,
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (CLI flags, tests)."""
+        if "database_url" in changes:
+            changes["database_url"] = _normalise_url(changes["database_url"])  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with SQLAlchemy's psycopg 3 driver name."""
+        if not self.database_url:
+            raise SettingsError("no database URL: set DATABASE_URL or start the embedded database")
+        return self.database_url
+
+
+def _normalise_url(url: str | None) -> str | None:
+    """Accept `postgresql://` and `postgres://` as well as `postgresql+psycopg://`."""
+    if url is None:
+        return None
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise SettingsError(
+        f"DATABASE_URL must start with postgresql:// (got {url.split(':', 1)[0]}://)"
+    )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value

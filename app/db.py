@@ -1,0 +1,109 @@
+"""Database access: the engine, the per-request session and the autocommit read connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import orjson
+import psycopg.types.json
+from flask import Flask, current_app, g
+from sqlalchemy import Connection, Engine, MetaData, create_engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from app.config import Settings
+from auth.models import NAMING_CONVENTION
+
+# Decode json/jsonb columns with orjson: the online store's values are read on every request.
+psycopg.types.json.set_json_loads(orjson.loads)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Database:
+    """The engine plus two ways in: a transactional `Session` and an autocommit read connection.
+
+    Reads on the serving path go through `read()`: on an AUTOCOMMIT connection psycopg sends the
+    statement alone, with no BEGIN/ROLLBACK around it, so a lookup is one round trip.
+    """
+
+    def __init__(self, engine: Engine, *, read_engine: Engine | None = None) -> None:
+        self.engine = engine
+        self.read_engine = read_engine or engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+        self._connection: Connection | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        engine = create_engine(
+            settings.sqlalchemy_url,
+            # One connection per gunicorn thread, plus a little slack for the CLI in-process.
+            pool_size=settings.threads + 1,
+            max_overflow=2,
+            pool_timeout=5,
+            pool_recycle=3600,
+            connect_args={
+                "connect_timeout": 5,
+                "application_name": "tectonite",
+            },
+        )
+        return cls(engine)
+
+    @classmethod
+    def bound_to(cls, connection: Connection) -> Database:
+        """A Database whose sessions and reads all use `connection` (tests: one outer transaction).
+
+        Sessions join the connection's transaction through savepoints, so code under test may
+        commit and the test still rolls everything back at the end.
+        """
+        database = cls(connection.engine, read_engine=connection.engine)
+        database.sessionmaker = sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        database._connection = connection
+        return database
+
+    def session(self) -> Session:
+        """A new transactional session; the caller commits (views and CLI commands only)."""
+        return self.sessionmaker()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for read-only statements, outside any transaction."""
+        if self._connection is not None:
+            yield self._connection
+            return
+        with self.read_engine.connect() as connection:
+            yield connection
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+EXTENSION_KEY = "tectonite.db"
+
+
+def init_app(app: Flask, database: Database) -> None:
+    app.extensions[EXTENSION_KEY] = database
+    app.teardown_appcontext(_close_session)
+
+
+def get_database() -> Database:
+    database: Database = current_app.extensions[EXTENSION_KEY]
+    return database
+
+
+def get_session() -> Session:
+    """The request's session, created on first use and closed at teardown (rolled back if open)."""
+    if "db_session" not in g:
+        g.db_session = get_database().session()
+    session: Session = g.db_session
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()

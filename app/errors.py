@@ -1,0 +1,129 @@
+"""The error registry: every failure leaves as Tecton's `{"error", "code", "message"}` envelope.
+
+Each error pairs an HTTP status with the gRPC code Tecton's gateway reports for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import orjson
+from flask import Flask, Response, g
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger("tectonite.errors")
+
+
+class ApiError(Exception):
+    """Base of every error the API answers with; subclasses fix the status and gRPC code."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[int] = 13  # INTERNAL
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status, code = 400, 3  # INVALID_ARGUMENT
+
+
+class Unauthenticated(ApiError):
+    status, code = 401, 16  # UNAUTHENTICATED
+
+
+class PermissionDenied(ApiError):
+    status, code = 403, 7  # PERMISSION_DENIED
+
+
+class NotFound(ApiError):
+    status, code = 404, 5  # NOT_FOUND
+
+
+class MethodNotAllowed(ApiError):
+    status, code = 405, 12  # UNIMPLEMENTED
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, 8  # RESOURCE_EXHAUSTED
+
+
+class TooManyRequests(ApiError):
+    status, code = 429, 8  # RESOURCE_EXHAUSTED
+
+
+class Unavailable(ApiError):
+    status, code = 503, 14  # UNAVAILABLE
+
+
+class DeadlineExceeded(ApiError):
+    status, code = 504, 4  # DEADLINE_EXCEEDED
+
+
+# Werkzeug's own exceptions (routing, body limits, ...) translated to the envelope.
+_HTTP_EXCEPTIONS: dict[int, tuple[type[ApiError], str]] = {
+    400: (BadRequest, "Bad Request"),
+    404: (NotFound, "Not Found"),
+    405: (MethodNotAllowed, "Method Not Allowed"),
+    413: (PayloadTooLarge, "Request body is too large."),
+    415: (BadRequest, "Bad Request"),
+}
+
+# SQLSTATEs that mean "the database is not there right now" or "it took too long".
+_QUERY_CANCELED = "57014"
+
+
+def envelope(error: ApiError) -> Response:
+    body = orjson.dumps({"error": error.message, "code": error.code, "message": error.message})
+    response = Response(body, status=error.status, mimetype="application/json")
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ApiError, envelope)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(PoolTimeoutError, _handle_pool_timeout)
+    app.register_error_handler(DBAPIError, _handle_database_error)
+    app.register_error_handler(Exception, _handle_unexpected)
+
+
+def _handle_http_exception(exc: HTTPException) -> Response:
+    error_class, message = _HTTP_EXCEPTIONS.get(exc.code or 500, (ApiError, "Internal error"))
+    error = error_class(message)
+    if isinstance(error, MethodNotAllowed) and exc.valid_methods:  # type: ignore[attr-defined]
+        error.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    return envelope(error)
+
+
+def _handle_pool_timeout(_exc: PoolTimeoutError) -> Response:
+    return envelope(
+        TooManyRequests(
+            "GetFeatures exceeded the concurrent request limit, please retry later",
+            headers={"Retry-After": "1"},
+        )
+    )
+
+
+def _handle_database_error(exc: DBAPIError) -> Response:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate == _QUERY_CANCELED:
+        return envelope(DeadlineExceeded("Timed out"))
+    if isinstance(exc, OperationalError) or exc.connection_invalidated:
+        logger.warning("database unavailable: %s", type(exc.orig).__name__)
+        return envelope(
+            Unavailable("503 Service Temporarily Unavailable", headers={"Retry-After": "1"})
+        )
+    return _handle_unexpected(exc)
+
+
+def _handle_unexpected(exc: Exception) -> Response:
+    request_id = g.get("request_id", "-")
+    logger.error("unexpected error (request id %s)", request_id, exc_info=exc)
+    return envelope(ApiError(f"Internal error (request id {request_id})"))

@@ -1,0 +1,27 @@
+"""Per-request plumbing: a request id for logs and responses."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, Response, g, request
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_assign_request_id)
+    app.after_request(_echo_request_id)
+
+
+def _assign_request_id() -> None:
+    supplied = request.headers.get("X-Request-Id", "")
+    g.request_id = supplied if _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
+def _echo_request_id(response: Response) -> Response:
+    request_id = g.get("request_id")
+    if request_id:
+        response.headers["X-Request-Id"] = request_id
+    return response

@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings, SettingsError
+
+
+def test_defaults_match_the_documented_table():
+    settings = Settings.from_env({})
+    assert settings.database_url is None
+    assert settings.data_dir == Path(".tectonite")
+    assert (settings.host, settings.port) == ("127.0.0.1", 8328)
+    assert (settings.workers, settings.threads) == (2, 8)
+    assert (settings.log_level, settings.log_format) == ("info", "text")
+
+
+def test_every_variable_is_read():
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://u:p@db:5433/x",
+            "TECTONITE_DATA_DIR": "/var/lib/t",
+            "TECTONITE_HOST": "0.0.0.0",
+            "PORT": "9000",
+            "WEB_CONCURRENCY": "4",
+            "TECTONITE_THREADS": "16",
+            "LOG_LEVEL": "DEBUG",
+            "LOG_FORMAT": "json",
+            "TECTONITE_SECRET": "s3cret",
+        }
+    )
+    assert settings.database_url == "postgresql+psycopg://u:p@db:5433/x"
+    assert settings.data_dir == Path("/var/lib/t")
+    assert (settings.host, settings.port, settings.workers, settings.threads) == (
+        "0.0.0.0",
+        9000,
+        4,
+        16,
+    )
+    assert (settings.log_level, settings.log_format, settings.secret) == ("debug", "json", "s3cret")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://h/db", "postgresql+psycopg://h/db", "postgres://h/db"],
+)
+def test_database_url_accepts_both_spellings(url):
+    assert Settings.from_env({"DATABASE_URL": url}).sqlalchemy_url == "postgresql+psycopg://h/db"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "eighty"}, "PORT must be an integer"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be at least 1"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of text, json"),
+        ({"DATABASE_URL": "mysql://h/db"}, "DATABASE_URL must start with postgresql://"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(env, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+def test_cli_reports_a_bad_environment_as_a_usage_error():
+    from click.testing import CliRunner
+
+    from app.cli import cli
+
+    result = CliRunner(env={"PORT": "x"}).invoke(cli, ["db", "current"])
+    assert result.exit_code == 2
+    assert "PORT must be an integer" in result.output
