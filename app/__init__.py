@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import db, jsonio, request_ids
+from app import changes, db, jsonio, request_ids
 from app.config import Settings
 from app.db import Database
 from app.errors import register_error_handlers
@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     request_ids.init_app(app)
     _register_blueprints(app)
     register_error_handlers(app)
+    if settings.listen_for_changes:
+        changes.start_listener(settings.libpq_url)
     return app
 
 

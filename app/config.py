@@ -34,8 +34,8 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     # Tecton's serving backend gives up after 2 s (504); reads use the same deadline.
     request_timeout_ms: int = 2000
-    # How long a process may serve cached definitions and keys if a change notification is lost.
-    cache_ttl_seconds: float = 1.0
+    # Server processes LISTEN for definition and key changes; in-process tests turn this off.
+    listen_for_changes: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +66,11 @@ class Settings:
         if not self.database_url:
             raise SettingsError("no database URL: set DATABASE_URL or start the embedded database")
         return self.database_url
+
+    @property
+    def libpq_url(self) -> str:
+        """The database URL as libpq/psycopg spell it (no SQLAlchemy driver name)."""
+        return self.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def _normalise_url(url: str | None) -> str | None:

@@ -80,6 +80,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         data_dir=tmp_path_factory.mktemp("data"),
         threads=2,
         secret="test-secret-not-for-production",
+        listen_for_changes=False,
     )
 
 
