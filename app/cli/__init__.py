@@ -8,6 +8,7 @@ from app.cli.context import CliContext, pass_context
 from app.cli.db import db
 from app.cli.serve import serve
 from app.config import Settings, SettingsError
+from app.repo.cli import apply, plan, workspace
 
 
 @click.group(name="tectonite", context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +25,9 @@ def cli(ctx: click.Context) -> None:
 
 cli.add_command(db)
 cli.add_command(serve)
+cli.add_command(workspace)
+cli.add_command(plan)
+cli.add_command(apply)
 
 __all__ = ["CliContext", "cli", "main", "pass_context"]
 

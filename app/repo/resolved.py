@@ -1,0 +1,268 @@
+"""A feature service resolved for serving: output names, types and order, join keys, request
+context keys, and the store reads and transforms that produce the values.
+
+`resolve_service` builds it from the stored definitions (a few queries); `ServiceCache` keeps
+it per process and drops a workspace's entries when its definitions change (`changes` topic
+"definitions"), so the serving path looks nothing up per request.
+
+Order (Tecton's): realtime views first, alphabetical by namespace, their features in declared
+order; then the other views alphabetical by namespace, their features alphabetical.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import changes
+from app.models import Entity, FeatureService, FeatureView, Workspace
+from app.repo.service import DEFINITIONS_TOPIC
+from app.types import FeatureType, parse_type
+
+
+@dataclass(frozen=True, slots=True)
+class NameAndType:
+    name: str
+    type: FeatureType
+    data_type: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFeature:
+    """One feature of the response: `name` is `<namespace>.<feature>`."""
+
+    name: str
+    feature: str
+    type: FeatureType
+    data_type: dict[str, Any]
+    description: str | None
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRead:
+    """One online-store lookup: a view, keyed by request join keys (in the view's key order)."""
+
+    feature_view_id: int
+    view_name: str
+    key_names: tuple[str, ...]  # request join-key names, in the view's join-key order
+    key_types: tuple[str, ...]  # "String" | "Int64"
+    ttl_seconds: int | None
+    feature_types: dict[str, FeatureType]  # every declared feature (inputs of transforms)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewOutput:
+    read: int  # index into ResolvedService.reads
+    namespace: str
+    features: tuple[OutputFeature, ...]  # alphabetical
+    cache_max_age_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeInput:
+    kind: str  # "request" | "read"
+    fields: tuple[NameAndType, ...] = ()  # request: the context keys it takes
+    read: int = -1  # read: index into ResolvedService.reads
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeOutput:
+    view_name: str
+    namespace: str
+    features: tuple[OutputFeature, ...]  # declared order
+    inputs: tuple[RealtimeInput, ...]
+    transform_source: str
+    transform_function: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedService:
+    workspace: str
+    name: str
+    servable: bool  # live workspace and online_serving_enabled
+    enable_online_caching: bool
+    join_keys: tuple[NameAndType, ...]  # order of first appearance in the service
+    request_context_keys: tuple[NameAndType, ...]
+    features: tuple[OutputFeature, ...]  # response order
+    reads: tuple[StoreRead, ...]
+    realtime: tuple[RealtimeOutput, ...]  # response order
+    views: tuple[ViewOutput, ...]  # response order, after the realtime ones
+
+
+def _name_and_type(name: str, spelling: str) -> NameAndType:
+    parsed = parse_type(spelling)
+    return NameAndType(name, parsed, parsed.data_type())
+
+
+def resolve_service(
+    session: Session, workspace_name: str, service_name: str
+) -> ResolvedService | None:
+    """Build the serving schema of a service from the database; None when it does not exist."""
+    row = session.execute(
+        select(Workspace, FeatureService)
+        .join(FeatureService, FeatureService.workspace_id == Workspace.id)
+        .where(Workspace.name == workspace_name, FeatureService.name == service_name)
+    ).one_or_none()
+    if row is None:
+        return None
+    workspace, service = row
+    views = {
+        v.id: v
+        for v in session.scalars(
+            select(FeatureView).where(FeatureView.workspace_id == workspace.id)
+        )
+    }
+    entities = {
+        e.id: e for e in session.scalars(select(Entity).where(Entity.workspace_id == workspace.id))
+    }
+    builder = _Builder(views, entities)
+    for item in service.items:
+        builder.add(item.feature_view_id, item.features, item.namespace, item.join_key_map or {})
+    realtime = tuple(sorted(builder.realtime, key=lambda r: r.namespace))
+    view_outputs = tuple(sorted(builder.view_outputs, key=lambda v: v.namespace))
+    features = tuple(f for r in realtime for f in r.features) + tuple(
+        f for v in view_outputs for f in v.features
+    )
+    return ResolvedService(
+        workspace=workspace.name,
+        name=service.name,
+        servable=workspace.live and service.online_serving_enabled,
+        enable_online_caching=service.enable_online_caching,
+        join_keys=tuple(builder.join_keys.values()),
+        request_context_keys=tuple(builder.context_keys.values()),
+        features=features,
+        reads=tuple(builder.reads),
+        realtime=realtime,
+        views=view_outputs,
+    )
+
+
+class _Builder:
+    def __init__(self, views: dict[int, FeatureView], entities: dict[int, Entity]) -> None:
+        self.views = views
+        self.entities = entities
+        self.join_keys: dict[str, NameAndType] = {}
+        self.context_keys: dict[str, NameAndType] = {}
+        self.reads: list[StoreRead] = []
+        self._read_index: dict[tuple[int, tuple[str, ...]], int] = {}
+        self.view_outputs: list[ViewOutput] = []
+        self.realtime: list[RealtimeOutput] = []
+
+    def _read(self, view: FeatureView, key_map: dict[str, str]) -> int:
+        keys = [k for link in view.entities for k in self.entities[link.entity_id].join_keys]
+        names = tuple(key_map.get(k.name, k.name) for k in keys)
+        for key, request_name in zip(keys, names, strict=True):
+            self.join_keys.setdefault(request_name, _name_and_type(request_name, key.type))
+        cache_key = (view.id, names)
+        if cache_key not in self._read_index:
+            self._read_index[cache_key] = len(self.reads)
+            self.reads.append(
+                StoreRead(
+                    feature_view_id=view.id,
+                    view_name=view.name,
+                    key_names=names,
+                    key_types=tuple(k.type for k in keys),
+                    ttl_seconds=view.ttl_seconds,
+                    feature_types={f.name: parse_type(f.type) for f in view.features},
+                )
+            )
+        return self._read_index[cache_key]
+
+    @staticmethod
+    def _outputs(
+        view: FeatureView, namespace: str, subset: list[str] | None
+    ) -> list[OutputFeature]:
+        chosen = [f for f in view.features if subset is None or f.name in subset]
+        result = []
+        for feature in chosen:
+            parsed = parse_type(feature.type)
+            result.append(
+                OutputFeature(
+                    name=f"{namespace}.{feature.name}",
+                    feature=feature.name,
+                    type=parsed,
+                    data_type=parsed.data_type(),
+                    description=feature.description,
+                    tags=dict(feature.tags),
+                )
+            )
+        return result
+
+    def add(
+        self, view_id: int, subset: list[str] | None, namespace: str | None, key_map: dict[str, str]
+    ) -> None:
+        view = self.views[view_id]
+        namespace = namespace or view.name
+        if view.kind != "realtime":
+            read = self._read(view, key_map)
+            outputs = sorted(self._outputs(view, namespace, subset), key=lambda f: f.feature)
+            self.view_outputs.append(
+                ViewOutput(read, namespace, tuple(outputs), view.cache_max_age_seconds)
+            )
+            return
+        inputs: list[RealtimeInput] = []
+        for source in view.realtime_sources:
+            if source.kind == "request":
+                fields = tuple(
+                    _name_and_type(f["name"], f["type"]) for f in source.request_schema or ()
+                )
+                for field in fields:
+                    self.context_keys.setdefault(field.name, field)
+                inputs.append(RealtimeInput("request", fields=fields))
+            else:
+                upstream = self.views[source.feature_view_id]  # type: ignore[index]
+                inputs.append(RealtimeInput("read", read=self._read(upstream, key_map)))
+        self.realtime.append(
+            RealtimeOutput(
+                view_name=view.name,
+                namespace=namespace,
+                features=tuple(self._outputs(view, namespace, subset)),
+                inputs=tuple(inputs),
+                transform_source=view.transform_source or "",
+                transform_function=view.transform_function or "",
+            )
+        )
+
+
+class ServiceCache:
+    """Resolved services per process, dropped when their workspace's definitions change."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], ResolvedService | None] = {}
+        self._lock = threading.Lock()
+        # Bumped by every invalidation, so a resolve that raced with one is not stored.
+        self._generation = 0
+        changes.subscribe(DEFINITIONS_TOPIC, self.invalidate)
+
+    def get(self, session: Session, workspace: str, service: str) -> ResolvedService | None:
+        key = (workspace, service)
+        if changes.caches_trustworthy():
+            try:
+                return self._entries[key]
+            except KeyError:
+                pass
+        generation = self._generation
+        resolved = resolve_service(session, workspace, service)
+        if changes.caches_trustworthy():
+            with self._lock:
+                if generation == self._generation:
+                    self._entries[key] = resolved
+        return resolved
+
+    def invalidate(self, workspace: str = "") -> None:
+        with self._lock:
+            self._generation += 1
+            if not workspace:
+                self._entries.clear()
+            else:
+                for key in [k for k in self._entries if k[0] == workspace]:
+                    del self._entries[key]
+
+
+# One cache per process: the serving path and the tests share it.
+service_cache = ServiceCache()

@@ -1,0 +1,102 @@
+"""Realtime transforms: loaded from the user's file at apply time, run from the database later.
+
+`apply` stores the whole source file and the function name, so every server process can run the
+transform without the definitions file. `compiled_transform` compiles a stored source once per
+process and caches it by the hash of its text (its version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import threading
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Transform = Callable[..., Any]
+
+
+class TransformError(Exception):
+    """The transform file or function cannot be loaded, or its signature does not fit."""
+
+
+@dataclass(frozen=True)
+class LoadedTransform:
+    function: Transform
+    source: str
+
+
+def transform_version(source: str, function: str) -> str:
+    return hashlib.sha256(f"{function}\0{source}".encode()).hexdigest()[:16]
+
+
+def _compile(source: str, function: str, filename: str) -> Transform:
+    module = types.ModuleType(f"tectonite_transform_{transform_version(source, function)}")
+    module.__file__ = filename
+    try:
+        code = compile(source, filename, "exec")
+        exec(code, module.__dict__)  # noqa: S102 (running the administrator's applied code is the feature)
+    except SyntaxError as exc:
+        raise TransformError(
+            f"cannot load {filename}: SyntaxError: {exc.msg} (line {exc.lineno})"
+        ) from None
+    except Exception as exc:  # any failure of user code at import time is reported
+        raise TransformError(f"cannot load {filename}: {type(exc).__name__}: {exc}") from None
+    target = module.__dict__.get(function)
+    if not callable(target):
+        raise TransformError(f"{filename} has no function {function!r}")
+    return target
+
+
+def check_signature(function: Transform, source_count: int, label: str) -> None:
+    """The function must take one positional argument per source, in order."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    has_varargs = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
+    required = [p for p in positional if p.default is p.empty]
+    if has_varargs and len(required) <= source_count:
+        return
+    if not len(required) <= source_count <= len(positional):
+        names = ", ".join(p.name for p in positional) or "no parameters"
+        raise TransformError(
+            f"{label} takes {len(positional)} argument(s) ({names}) but the view has "
+            f"{source_count} source(s); it must take one argument per source, in order"
+        )
+
+
+def load_transform(path: Path, function: str, source_count: int) -> LoadedTransform:
+    """Load `function` from the file at `path` and check it against the view's sources."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TransformError(f"cannot read transform file {path}: {exc.strerror}") from None
+    compiled = _compile(source, function, str(path))
+    check_signature(compiled, source_count, f"{path.name}:{function}")
+    return LoadedTransform(compiled, source)
+
+
+_cache: dict[str, Transform] = {}
+_cache_lock = threading.Lock()
+
+
+def compiled_transform(source: str, function: str, label: str) -> Transform:
+    """The stored transform, compiled once per process per version."""
+    version = transform_version(source, function)
+    compiled = _cache.get(version)
+    if compiled is None:
+        with _cache_lock:
+            compiled = _cache.get(version)
+            if compiled is None:
+                compiled = _compile(source, function, f"<transform of {label}>")
+                _cache[version] = compiled
+    return compiled
