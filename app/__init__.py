@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import changes, db, jsonio, request_ids
+from app import changes, db, jsonio, request_ids, security
 from app.config import Settings
 from app.db import Database
 from app.errors import register_error_handlers
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     request_ids.init_app(app)
     _register_blueprints(app)
     register_error_handlers(app)
+    security.init_app(app)
     if settings.listen_for_changes:
         changes.start_listener(settings.libpq_url)
     return app
@@ -33,5 +34,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
 def _register_blueprints(app: Flask) -> None:
     from app.health import bp as health_bp
+    from app.serving import bp as serving_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(serving_bp)

@@ -6,6 +6,7 @@ import click
 
 from app.cli.context import CliContext, pass_context
 from app.cli.db import db
+from app.cli.keys import access_control, api_key, service_account
 from app.cli.serve import serve
 from app.config import Settings, SettingsError
 from app.repo.cli import apply, plan, workspace
@@ -25,6 +26,9 @@ def cli(ctx: click.Context) -> None:
 
 cli.add_command(db)
 cli.add_command(serve)
+cli.add_command(api_key)
+cli.add_command(service_account)
+cli.add_command(access_control)
 cli.add_command(workspace)
 cli.add_command(plan)
 cli.add_command(apply)
