@@ -8,6 +8,7 @@ import click
 
 from app import create_app
 from app.cli.context import CliContext, pass_context
+from app.demo import instructions, prepare_demo
 from app.server import TectoniteServer
 
 
@@ -22,6 +23,9 @@ from app.server import TectoniteServer
 )
 @click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="TLS certificate.")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key.")
+@click.option(
+    "--demo", is_flag=True, help="Create a demo workspace, data and key; print how to call it."
+)
 @pass_context
 def serve(
     ctx: CliContext,
@@ -31,19 +35,27 @@ def serve(
     threads: int | None,
     certfile: str | None,
     keyfile: str | None,
+    demo: bool,
 ) -> None:
     """Serve the Tecton-compatible API."""
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("--certfile and --keyfile must be given together.")
     overrides = {"host": host, "port": port, "workers": workers, "threads": threads}
     ctx.settings = ctx.settings.replace(**{k: v for k, v in overrides.items() if v is not None})
-    ctx.database  # noqa: B018  (starts the embedded server if needed and applies migrations)
+    database = ctx.database  # starts the embedded server if needed and applies migrations
+    prepared = None
+    if demo:
+        with database.session() as session:
+            prepared = prepare_demo(session, ctx.settings.secret)
+            session.commit()
     settings = ctx.settings
     ctx.close()  # workers open their own pools; nothing may be shared across fork()
 
     def announce(base_url: str) -> None:
         click.echo(f"Tectonite is serving the Tecton API at {base_url}/api")
         click.echo(f"Health: {base_url}/healthz  Readiness: {base_url}/readyz")
+        if prepared is not None:
+            click.echo(instructions(base_url, prepared))
         sys.stdout.flush()
 
     TectoniteServer(

@@ -12,6 +12,7 @@ order; then the other views alphabetical by namespace, their features alphabetic
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,7 +240,10 @@ class ServiceCache:
         self._generation = 0
         changes.subscribe(DEFINITIONS_TOPIC, self.invalidate)
 
-    def get(self, session: Session, workspace: str, service: str) -> ResolvedService | None:
+    def get(
+        self, session: Session | Callable[[], Session], workspace: str, service: str
+    ) -> ResolvedService | None:
+        """The resolved service; `session` may be a factory, called only on a cache miss."""
         key = (workspace, service)
         if changes.caches_trustworthy():
             try:
@@ -247,6 +251,8 @@ class ServiceCache:
             except KeyError:
                 pass
         generation = self._generation
+        if not isinstance(session, Session):
+            session = session()
         resolved = resolve_service(session, workspace, service)
         if changes.caches_trustworthy():
             with self._lock:

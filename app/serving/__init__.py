@@ -7,6 +7,6 @@ from flask import Blueprint
 bp = Blueprint("serving", __name__, url_prefix="/api")
 
 # Importing the modules registers their routes on `bp`.
-from app.serving import state  # noqa: E402
+from app.serving import routes, state  # noqa: E402
 
-__all__ = ["bp", "state"]
+__all__ = ["bp", "routes", "state"]

@@ -1,0 +1,188 @@
+"""The FeatureService endpoints (v1 and the workspace-scoped v2 paths).
+
+Every endpoint follows the same short path: key check (401) → body parsing (400) → role check
+on the workspace (403, before anything is looked up) → the resolved service from the
+per-process cache (404) → one store read → orjson encoding.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from flask import Response
+
+from app.db import get_database, get_session
+from app.errors import BadRequest, NotFound
+from app.jsonio import json_response, read_json_body
+from app.online_store import entity_key_prefix
+from app.repo.resolved import ResolvedService, service_cache
+from app.security import authenticate, require_permission
+from app.serving import bp
+from app.serving.engine import batch_body, serve, single_body
+from app.serving.params import FeaturesRequest, Row, features_request, locator_of, params_of
+from auth.permissions import READ_FEATURES, VIEW_METADATA
+
+V2 = "/v2/workspaces/<workspace>/feature-services/<service>"
+
+
+def unable_to_query(service: str, workspace: str) -> NotFound:
+    return NotFound(
+        f"Unable to query FeatureService `{service}` for workspace `{workspace}`. "
+        "Newly created feature services may take up to 60 seconds to query. "
+        "Also, ensure that the workspace is a live workspace."
+    )
+
+
+def servable_service(workspace: str, service: str) -> ResolvedService:
+    resolved = service_cache.get(get_session, workspace, service)
+    if resolved is None or not resolved.servable:
+        raise unable_to_query(service, workspace)
+    return resolved
+
+
+def _features(batch: bool, workspace: str | None = None, service: str | None = None) -> Response:
+    started = time.perf_counter()
+    authenticate()
+    request = features_request(read_json_body(), batch=batch, workspace=workspace, service=service)
+    require_permission(request.workspace, READ_FEATURES)
+    resolved = servable_service(request.workspace, request.service)
+    served = serve(resolved, request)
+    body = (batch_body if batch else single_body)(resolved, request, served, started)
+    return json_response(body)
+
+
+@bp.post("/v1/feature-service/get-features")
+def get_features() -> Response:
+    """One feature vector."""
+    return _features(batch=False)
+
+
+@bp.post("/v1/feature-service/get-features-batch")
+def get_features_batch() -> Response:
+    """Up to ten feature vectors, served by one store read."""
+    return _features(batch=True)
+
+
+@bp.post(f"{V2}/get-features")
+def get_features_v2(workspace: str, service: str) -> Response:
+    return _features(batch=False, workspace=workspace, service=service)
+
+
+@bp.post(f"{V2}/get-features-batch")
+def get_features_batch_v2(workspace: str, service: str) -> Response:
+    return _features(batch=True, workspace=workspace, service=service)
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _metadata(workspace: str, service: str) -> Response:
+    require_permission(workspace, VIEW_METADATA)
+    resolved = service_cache.get(get_session, workspace, service)
+    if resolved is None:
+        raise NotFound(f"Unknown feature_service_name: {service} for workspace: {workspace}")
+    if not resolved.servable:
+        raise unable_to_query(service, workspace)
+    body: dict[str, Any] = {"featureServiceType": "DEFAULT"}
+    if resolved.join_keys:
+        body["inputJoinKeys"] = [
+            {"name": k.name, "dataType": k.data_type} for k in resolved.join_keys
+        ]
+    if resolved.request_context_keys:
+        body["inputRequestContextKeys"] = [
+            {"name": k.name, "dataType": k.data_type} for k in resolved.request_context_keys
+        ]
+    body["featureValues"] = [{"name": f.name, "dataType": f.data_type} for f in resolved.features]
+    return json_response(body)
+
+
+@bp.post("/v1/feature-service/metadata")
+def metadata() -> Response:
+    """The service's join keys, request-context keys and features, in response order."""
+    authenticate()
+    workspace, service = locator_of(params_of(read_json_body()))
+    return _metadata(workspace, service)
+
+
+@bp.get(f"{V2}/metadata")
+def metadata_v2(workspace: str, service: str) -> Response:
+    authenticate()
+    return _metadata(workspace, service)
+
+
+# --------------------------------------------------------------------------- query-features
+
+PREFIX_QUERY = (
+    "SELECT DISTINCT entity_key FROM online_values "
+    "WHERE feature_view_id = %s AND entity_key LIKE %s LIMIT 1000"
+)
+
+
+@bp.post("/v1/feature-service/query-features")
+def query_features() -> Response:
+    """Feature vectors for every stored entity matching a partial set of join keys."""
+    started = time.perf_counter()
+    authenticate()
+    request = features_request(read_json_body(), batch=False)
+    require_permission(request.workspace, READ_FEATURES)
+    resolved = servable_service(request.workspace, request.service)
+    supplied = request.rows[0].join_keys
+    key_names = [k.name for k in resolved.join_keys]
+    for name in supplied:
+        if name not in key_names:
+            raise BadRequest(f"Unknown join key: {name}, expected one of: [{' '.join(key_names)}]")
+    candidates = _matching_entities(resolved, supplied)
+    rows = tuple(Row(keys, request.rows[0].request_context) for keys in candidates)
+    results: list[dict[str, Any]] = []
+    if rows:
+        batch = FeaturesRequest(
+            request.workspace, request.service, rows, request.metadata, request.options, True
+        )
+        served = serve(resolved, batch)
+        for row, row_result in zip(rows, served.rows, strict=True):
+            results.append(
+                {
+                    "features": row_result.values,
+                    "joinKeys": [_wire_key(row.join_keys.get(n)) for n in key_names],
+                }
+            )
+    body: dict[str, Any] = {"results": results}
+    if request.metadata.any:
+        single = single_body(resolved, request, served, started) if rows else {}
+        metadata = dict(single.get("metadata", {}))
+        metadata["joinKeys"] = [
+            {"name": k.name, "dataType": k.data_type} for k in resolved.join_keys
+        ]
+        body["metadata"] = metadata
+    return json_response(body)
+
+
+def _wire_key(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+def _matching_entities(resolved: ResolvedService, supplied: dict[str, Any]) -> list[dict[str, Any]]:
+    """Full join-key maps of stored entities whose keys start with the supplied ones."""
+    if all(k.name in supplied for k in resolved.join_keys):
+        return [dict(supplied)]
+    found: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    with get_database().read() as connection:
+        for read in resolved.reads:
+            leading = [n for n in read.key_names if n in supplied]
+            if read.key_names[: len(leading)] != tuple(leading) or len(leading) == len(
+                read.key_names
+            ):
+                continue  # this view is either fully keyed or not a prefix match
+            prefix = entity_key_prefix([str(supplied[n]) for n in leading])
+            like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            for (key,) in connection.exec_driver_sql(PREFIX_QUERY, (read.feature_view_id, like)):
+                full = dict(zip(read.key_names, orjson.loads(key), strict=True))
+                merged = {**supplied, **full}
+                marker = orjson.dumps(merged, option=orjson.OPT_SORT_KEYS).decode()
+                if marker not in seen:
+                    seen.add(marker)
+                    found.append(merged)
+    return [{k.name: m.get(k.name) for k in resolved.join_keys} for m in found]
