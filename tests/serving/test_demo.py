@@ -25,10 +25,9 @@ def test_demo_snippets_work_as_printed(database_url, clean_database):
         out = subprocess.run(shlex.split(curl.strip()), capture_output=True, text=True, check=True)
         assert out.stdout.startswith('{"result":{"features":[true,58.35,842.86,"3",')
 
-        snippet = "\n".join(
-            line.removeprefix("  ")
-            for line in text.split("(pip install tecton-client):")[1].strip().splitlines()
-        )
+        last_line = "print(response.get_features_dict())"
+        printed = text.split("(pip install tecton-client):")[1].split(last_line)[0] + last_line
+        snippet = "\n".join(line.removeprefix("  ") for line in printed.strip().splitlines())
         result = subprocess.run(
             [sys.executable, "-c", snippet], capture_output=True, text=True, check=True
         )
