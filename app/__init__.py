@@ -34,7 +34,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
 def _register_blueprints(app: Flask) -> None:
     from app.health import bp as health_bp
+    from app.ingest import bp as ingest_bp
     from app.serving import bp as serving_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(ingest_bp)
     app.register_blueprint(serving_bp)

@@ -1,0 +1,139 @@
+"""`tectonite ingest`: bulk-load a file into a feature view or table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy import select
+
+from app.cli.context import CliContext, pass_context
+from app.ingest.bulk import FORMATS, BulkLoadError, ProgressCallback, detect_format, load_file
+from app.ingest.writer import load_target_views
+from app.models import FeatureView
+from app.repo.state import find_workspace
+
+PLAIN_PROGRESS_EVERY = 100_000  # rows between progress lines when stderr is not a terminal
+
+
+@click.command()
+@click.option("--workspace", "-w", required=True, help="The workspace of the feature view.")
+@click.option("--feature-view", "feature_view", required=True, help="The view or table to load.")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(FORMATS),
+    help="File format (default: from the file name: .csv, .jsonl/.ndjson, .parquet).",
+)
+@click.option(
+    "--timestamp-column",
+    default="timestamp",
+    show_default=True,
+    help="The column holding each row's event time.",
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+def ingest(
+    ctx: CliContext,
+    workspace: str,
+    feature_view: str,
+    file_format: str | None,
+    timestamp_column: str,
+    file: Path,
+) -> None:
+    """Load FILE (CSV, JSON Lines or Parquet) into a feature view or table.
+
+    Columns: the view's join keys, the event time, and the features by name, in any order.
+    Nested values are JSON text in CSV; empty CSV cells are null. Per entity the newest event
+    time wins; nothing is written unless every row is valid.
+    """
+    file_format = file_format or detect_format(file)
+    if file_format is None:
+        raise click.UsageError(
+            f"cannot tell the format of {file.name}; pass --format {'|'.join(FORMATS)}"
+        )
+    with ctx.database.session() as session:
+        stored_workspace = find_workspace(session, workspace)
+        if stored_workspace is None:
+            raise click.ClickException(f'workspace "{workspace}" does not exist')
+        view = session.scalars(
+            select(FeatureView).where(
+                FeatureView.workspace_id == stored_workspace.id, FeatureView.name == feature_view
+            )
+        ).one_or_none()
+        if view is None:
+            raise click.ClickException(
+                f'feature view "{feature_view}" does not exist in workspace "{workspace}"'
+            )
+        if view.kind == "realtime":
+            raise click.ClickException(
+                f'"{feature_view}" is a realtime feature view: it computes values, stores none'
+            )
+        target = load_target_views(session, workspace, [view])[0]
+        started = time.perf_counter()
+        with _progress(file.name) as progress:
+            try:
+                result = load_file(
+                    session,
+                    target,
+                    file,
+                    file_format=file_format,
+                    timestamp_column=timestamp_column,
+                    progress=progress,
+                )
+            except BulkLoadError as exc:
+                session.rollback()
+                for message in exc.messages:
+                    click.echo(message, err=True)
+                raise click.exceptions.Exit(1) from None
+        session.commit()
+        elapsed = time.perf_counter() - started
+    click.echo(f"read {result.read}, written {result.written}, skipped {result.skipped} as older")
+    rate = f" ({result.read / elapsed:,.0f} rows/s)" if elapsed > 0 and result.read else ""
+    click.echo(f"Loaded {file.name} into {feature_view} in {elapsed:.2f} s{rate}.", err=True)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[ProgressCallback]:
+    """A rich progress bar on a terminal; plain lines every 100,000 rows otherwise."""
+    if sys.stderr.isatty():
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rows]:,} rows"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        task = bar.add_task(label, total=None, rows=0)
+
+        def update_bar(rows: int, done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total, rows=rows)
+
+        with bar:
+            yield update_bar
+        return
+
+    reported = 0
+
+    def print_line(rows: int, done: int, total: int | None) -> None:
+        nonlocal reported
+        if rows - reported >= PLAIN_PROGRESS_EVERY:
+            reported = rows
+            share = f" ({100 * done / total:.0f}%)" if total else ""
+            click.echo(f"read {rows:,} rows{share}", err=True)
+
+    yield print_line
