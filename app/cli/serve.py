@@ -12,6 +12,13 @@ from app.demo import instructions, prepare_demo
 from app.server import TectoniteServer
 
 
+def announce_ready(base_url: str) -> None:
+    """The line tests, scripts and users wait for: the server is listening."""
+    click.echo(f"Tectonite is serving the Tecton API at {base_url}/api")
+    click.echo(f"Health: {base_url}/healthz  Readiness: {base_url}/readyz")
+    sys.stdout.flush()
+
+
 @click.command()
 @click.option("--host", help="Listen address (TECTONITE_HOST, default 127.0.0.1).")
 @click.option(
@@ -52,8 +59,7 @@ def serve(
     ctx.close()  # workers open their own pools; nothing may be shared across fork()
 
     def announce(base_url: str) -> None:
-        click.echo(f"Tectonite is serving the Tecton API at {base_url}/api")
-        click.echo(f"Health: {base_url}/healthz  Readiness: {base_url}/readyz")
+        announce_ready(base_url)
         if prepared is not None:
             click.echo(instructions(base_url, prepared))
         sys.stdout.flush()
