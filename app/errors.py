@@ -9,6 +9,7 @@ import logging
 from typing import ClassVar
 
 import orjson
+import psycopg
 from flask import Flask, Response, g
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -91,6 +92,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(PoolTimeoutError, _handle_pool_timeout)
     app.register_error_handler(DBAPIError, _handle_database_error)
+    app.register_error_handler(psycopg.Error, _handle_driver_error)
     app.register_error_handler(Exception, _handle_unexpected)
 
 
@@ -117,6 +119,18 @@ def _handle_database_error(exc: DBAPIError) -> Response:
         return envelope(DeadlineExceeded("Timed out"))
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         logger.warning("database unavailable: %s", type(exc.orig).__name__)
+        return envelope(
+            Unavailable("503 Service Temporarily Unavailable", headers={"Retry-After": "1"})
+        )
+    return _handle_unexpected(exc)
+
+
+def _handle_driver_error(exc: psycopg.Error) -> Response:
+    """Errors from the serving path's raw psycopg connection (outside SQLAlchemy)."""
+    if exc.sqlstate == _QUERY_CANCELED:
+        return envelope(DeadlineExceeded("Timed out"))
+    if isinstance(exc, psycopg.OperationalError):
+        logger.warning("database unavailable: %s", type(exc).__name__)
         return envelope(
             Unavailable("503 Service Temporarily Unavailable", headers={"Retry-After": "1"})
         )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import psycopg
 
 from app import changes
 from app.db import get_database
@@ -25,11 +26,13 @@ from app.repo.transforms import TransformError, compiled_transform
 from app.serving.params import FeaturesRequest, Row
 from app.types import ValueTypeError, coerce_value, decode_value, encode_value, format_timestamp
 
+# One index scan over the primary key: each wanted view crossed with each wanted key. When a
+# service's views are keyed differently this also probes pairs nobody asked for; those are cheap
+# misses (or rows the caller ignores, as it picks results by the wanted pairs). Measured against
+# a join with unnest() or json_to_recordset(), this form costs half as much in PostgreSQL.
 STORE_QUERY = (
-    "SELECT v.feature_view_id, v.entity_key, v.event_time, v.features "
-    "FROM online_values AS v "
-    "JOIN unnest(%s::int[], %s::text[]) AS k(feature_view_id, entity_key) "
-    "ON v.feature_view_id = k.feature_view_id AND v.entity_key = k.entity_key"
+    "SELECT feature_view_id, entity_key, event_time, features FROM online_values "
+    "WHERE feature_view_id = ANY(%s::int[]) AND entity_key = ANY(%s::text[])"
 )
 
 PRESENT, MISSING_DATA = "PRESENT", "MISSING_DATA"
@@ -203,15 +206,14 @@ def serve(resolved: ResolvedService, request: FeaturesRequest) -> Served:
     store_bytes = 0
     if wanted:
         started = time.perf_counter()
-        with get_database().read() as connection:
-            result = connection.exec_driver_sql(
-                STORE_QUERY, ([w[0] for w in wanted], [w[1] for w in wanted])
-            ).fetchall()
+        result = _read_store(
+            sorted({view_id for view_id, _ in wanted}), sorted({key for _, key in wanted})
+        )
         store_seconds = time.perf_counter() - started
         for view_id, key, event_time, features in result:
             stored[(view_id, key)] = StoredRow(event_time, features)
-        if result:
-            store_bytes = sum(len(orjson.dumps(r[3])) for r in result)
+        if result and request.metadata.slo_info:
+            store_bytes = sum(len(orjson.dumps(stored[w].features)) for w in wanted if w in stored)
 
     now = datetime.now(UTC)
     rows = [
@@ -219,6 +221,22 @@ def serve(resolved: ResolvedService, request: FeaturesRequest) -> Served:
         for i in range(len(request.rows))
     ]
     return Served(rows, store_seconds, store_bytes)
+
+
+def _read_store(view_ids: list[int], keys: list[str]) -> list[tuple[Any, ...]]:
+    """One prepared statement on this thread's store connection; a connection that broke
+    (e.g. PostgreSQL restarted) is replaced and the read retried once: reads are idempotent."""
+    database = get_database()
+    for attempt in (1, 2):
+        try:
+            cursor = database.store_cursor()
+            cursor.execute(STORE_QUERY, (view_ids, keys), prepare=True)
+            return cursor.fetchall()
+        except psycopg.OperationalError:
+            database.discard_store_connection()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _fresh(read: StoreRead, row: StoredRow | None, now: datetime) -> bool:

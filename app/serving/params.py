@@ -7,6 +7,7 @@ small dictionary walk rather than a schema library; messages are Tecton's.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ REQUEST_OPTIONS = (
 )
 
 
+@functools.cache
 def _snake(camel: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
 

@@ -49,3 +49,11 @@ def consumer_key(runner, fraud):
 @pytest.fixture
 def auth(consumer_key):
     return {"Authorization": f"Tecton-key {consumer_key}"}
+
+
+@pytest.fixture
+def live(committed_runner, clean_database, tmp_path, server):
+    """The session's real server with the fraud workspace committed; (server, consumer key)."""
+    seed_fraud(committed_runner, clean_database, tmp_path)
+    key = committed_runner.ok("api-key", "create", "--description", "e2e", "--workspace", "prod")
+    return server, key.stdout.strip()

@@ -1,7 +1,9 @@
 """get-features, batch, v2 and metadata in Tecton's wire format, with every error case."""
 
+import tempfile
+
 import pytest
-from sqlalchemy import event
+from psycopg import pq
 
 from tests.serving.conftest import SERVICE
 
@@ -270,27 +272,40 @@ realtime_feature_views:
     assert client.post(GET, json=body, headers=headers).json["result"]["features"][0] == "2"
 
 
-def test_one_statement_per_request_single_and_batch(client, auth, database):
-    statements = []
+def round_trips(connection, action):
+    """Run `action` and count the client→server round trips on `connection` (a libpq trace:
+    each Sync or simple Query message is one), so BEGIN/ROLLBACK or a second statement shows."""
+    driver = connection.connection.driver_connection
+    with tempfile.TemporaryFile("w+") as trace:
+        driver.pgconn.trace(trace.fileno())
+        driver.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            action()
+        finally:
+            driver.pgconn.untrace()
+        trace.seek(0)
+        sent = [line.split("\t")[2].split()[0] for line in trace if line.startswith("F\t")]
+    return sum(1 for message in sent if message in ("Sync", "Query")), sent
 
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
 
+def test_one_round_trip_per_request_single_and_batch(client, auth, connection):
     post(client, auth, GET, params())  # warm the per-process caches (definitions, key)
-    event.listen(database.engine, "before_cursor_execute", record)
-    try:
+
+    def single():
         assert post(client, auth, GET, params()).status_code == 200
-        assert len(statements) == 1 and "FROM online_values" in statements[0]
-        statements.clear()
-        rows = [{"joinKeyMap": {"user_id": f"user_{i}", "merchant": "m1"},
-                 "requestContextMap": {"amt": 1}} for i in range(10)]  # fmt: skip
-        body = {
-            "params": {"workspaceName": "prod", "featureServiceName": SERVICE, "requestData": rows}
-        }
+
+    trips, sent = round_trips(connection, single)
+    assert trips == 1, sent
+    assert "Query" not in sent  # no BEGIN/ROLLBACK around the read
+
+    rows = [{"joinKeyMap": {"user_id": f"user_{i}", "merchant": "m1"},
+             "requestContextMap": {"amt": 1}} for i in range(10)]  # fmt: skip
+    body = {"params": {"workspaceName": "prod", "featureServiceName": SERVICE, "requestData": rows}}
+
+    def batch():
         assert post(client, auth, BATCH, body).status_code == 200
-        assert len(statements) == 1
-    finally:
-        event.remove(database.engine, "before_cursor_execute", record)
+
+    assert round_trips(connection, batch)[0] == 1
 
 
 def test_consumer_of_another_workspace_gets_403(client, runner, fraud):
@@ -300,3 +315,20 @@ def test_consumer_of_another_workspace_gets_403(client, runner, fraud):
     ).stdout.strip()
     response = client.post(GET, json=params(), headers={"Authorization": f"Tecton-key {key}"})
     assert response.status_code == 403 and response.json["code"] == 7
+
+
+def test_rows_of_other_entities_with_equal_key_values_are_not_served(client, auth, database):
+    """The store read probes views crossed with keys; a merchant row keyed like the requested
+    user must not answer for the (absent) requested merchant."""
+    from datetime import UTC, datetime
+
+    from tests.serving.helpers import put_values
+
+    put_values(database, "prod", "merchant_fraud_rate", ["user_1"], datetime.now(UTC),
+               {"is_fraud_mean_1d_1d": 0.9})  # fmt: skip
+    body = params(joinKeyMap={"user_id": "user_1", "merchant": "absent"},
+                  metadataOptions={"includeServingStatus": True})  # fmt: skip
+    response = post(client, auth, GET, body).json
+    assert response["result"]["features"][1:4] == [None, None, None]
+    assert [i["status"] for i in response["metadata"]["features"][1:4]] == ["MISSING_DATA"] * 3
+    assert response["result"]["features"][5] == "775"  # the user's own views still answer

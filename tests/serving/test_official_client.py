@@ -9,17 +9,10 @@ import pytest
 from tecton_client import AsyncTectonClient, MetadataOptions, TectonClient
 from tecton_client.exceptions import NotFoundError, UnauthorizedError
 
-from tests.serving.conftest import SERVICE, seed_fraud
+from tests.serving.conftest import SERVICE
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
 JOIN_KEYS = {"user_id": "user_1", "merchant": "m1"}
-
-
-@pytest.fixture
-def live(committed_runner, clean_database, tmp_path, server):
-    seed_fraud(committed_runner, clean_database, tmp_path)
-    key = committed_runner.ok("api-key", "create", "--description", "e2e", "--workspace", "prod")
-    return server, key.stdout.strip()
 
 
 @pytest.fixture
