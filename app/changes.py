@@ -13,6 +13,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from sqlalchemy import func, select
@@ -55,6 +56,27 @@ def announce(session: Session, topic: str, detail: str = "") -> None:
 def caches_trustworthy() -> bool:
     """False while this process should have a listener but it is not connected."""
     return _listener is None or _listener.connected.is_set()
+
+
+class WorkspaceCache:
+    """A per-process cache keyed by tuples whose first element is a workspace name; a change of
+    `topic` for a workspace drops its entries ("" drops everything). `generation` moves on every
+    invalidation, so a value computed while one happened can be recognised and not stored."""
+
+    def __init__(self, topic: str) -> None:
+        self.entries: dict[tuple[str, ...], Any] = {}
+        self.lock = threading.Lock()
+        self.generation = 0
+        subscribe(topic, self.invalidate)
+
+    def invalidate(self, workspace: str = "") -> None:
+        with self.lock:
+            self.generation += 1
+            if not workspace:
+                self.entries.clear()
+            else:
+                for key in [k for k in self.entries if k[0] == workspace]:
+                    del self.entries[key]
 
 
 def start_listener(conninfo: str) -> ChangeListener:

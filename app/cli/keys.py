@@ -8,7 +8,7 @@ A key is printed once, when it is created, and never again.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -92,26 +92,21 @@ def list_api_keys(ctx: CliContext, as_json: bool) -> None:
     """List keys, obscured (only their last four characters)."""
     with ctx.database.session() as session:
         keys = [_api_key_json(key) for key in store.list_api_keys(session)]
-    if as_json:
-        _echo_json(keys)
-        return
-    if not keys:
-        click.echo("No API keys found")
-    for index, key in enumerate(keys):
-        if index:
-            click.echo()
-        _echo_fields(
-            [
-                ("API Key ID", key["id"]),
-                ("Secret Key", key["obscured_key"]),
-                ("Description", key["description"]),
-                ("Created by", key["created_by"]),
-                ("Created at", key["created_at"]),
-                ("Expires at", key["expires_at"] or "never"),
-                ("Last used at", key["last_used_at"] or "never"),
-                ("Service Account ID", key["service_account_id"]),
-            ]
-        )
+    _echo_listing(
+        keys,
+        as_json=as_json,
+        empty="No API keys found",
+        fields=lambda key: [
+            ("API Key ID", key["id"]),
+            ("Secret Key", key["obscured_key"]),
+            ("Description", key["description"]),
+            ("Created by", key["created_by"]),
+            ("Created at", key["created_at"]),
+            ("Expires at", key["expires_at"] or "never"),
+            ("Last used at", key["last_used_at"] or "never"),
+            ("Service Account ID", key["service_account_id"]),
+        ],
+    )
 
 
 @api_key.command(name="delete")
@@ -205,24 +200,19 @@ def list_service_accounts(ctx: CliContext, as_json: bool) -> None:
     """List service accounts."""
     with ctx.database.session() as session:
         accounts = [_account_json(account) for account in store.list_service_accounts(session)]
-    if as_json:
-        _echo_json(accounts)
-        return
-    if not accounts:
-        click.echo("No Service Accounts Found")
-    for index, account in enumerate(accounts):
-        if index:
-            click.echo()
-        _echo_fields(
-            [
-                ("Name", account["name"]),
-                ("ID", account["id"]),
-                ("Description", account["description"]),
-                ("Created By", account["createdBy"]),
-                ("Active", account["active"]),
-            ],
-            width=15,
-        )
+    _echo_listing(
+        accounts,
+        as_json=as_json,
+        empty="No Service Accounts Found",
+        fields=lambda account: [
+            ("Name", account["name"]),
+            ("ID", account["id"]),
+            ("Description", account["description"]),
+            ("Created By", account["createdBy"]),
+            ("Active", account["active"]),
+        ],
+        width=15,
+    )
 
 
 @service_account.command(name="delete")
@@ -405,6 +395,26 @@ def _fail(message: str) -> NoReturn:
 
 def _echo_json(obj: Any) -> None:
     click.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode())
+
+
+def _echo_listing(
+    rows: list[dict[str, Any]],
+    *,
+    as_json: bool,
+    empty: str,
+    fields: Callable[[dict[str, Any]], list[tuple[str, Any]]],
+    width: int = 20,
+) -> None:
+    """A listing as JSON, or as blocks of `Label: value` lines separated by blank lines."""
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo(empty)
+    for index, row in enumerate(rows):
+        if index:
+            click.echo()
+        _echo_fields(fields(row), width=width)
 
 
 def _echo_fields(fields: list[tuple[str, Any]], *, width: int = 20) -> None:

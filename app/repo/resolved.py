@@ -11,7 +11,6 @@ order; then the other views alphabetical by namespace, their features alphabetic
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -230,15 +229,11 @@ class _Builder:
         )
 
 
-class ServiceCache:
+class ServiceCache(changes.WorkspaceCache):
     """Resolved services per process, dropped when their workspace's definitions change."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], ResolvedService | None] = {}
-        self._lock = threading.Lock()
-        # Bumped by every invalidation, so a resolve that raced with one is not stored.
-        self._generation = 0
-        changes.subscribe(DEFINITIONS_TOPIC, self.invalidate)
+        super().__init__(DEFINITIONS_TOPIC)
 
     def get(
         self, session: Session | Callable[[], Session], workspace: str, service: str
@@ -247,27 +242,18 @@ class ServiceCache:
         key = (workspace, service)
         if changes.caches_trustworthy():
             try:
-                return self._entries[key]
+                return self.entries[key]  # type: ignore[no-any-return]
             except KeyError:
                 pass
-        generation = self._generation
+        generation = self.generation
         if not isinstance(session, Session):
             session = session()
         resolved = resolve_service(session, workspace, service)
         if changes.caches_trustworthy():
-            with self._lock:
-                if generation == self._generation:
-                    self._entries[key] = resolved
+            with self.lock:
+                if generation == self.generation:
+                    self.entries[key] = resolved
         return resolved
-
-    def invalidate(self, workspace: str = "") -> None:
-        with self._lock:
-            self._generation += 1
-            if not workspace:
-                self._entries.clear()
-            else:
-                for key in [k for k in self._entries if k[0] == workspace]:
-                    del self._entries[key]
 
 
 # One cache per process: the serving path and the tests share it.

@@ -7,7 +7,6 @@ Stored values are already in wire encoding, so assembling the response copies th
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,17 +64,15 @@ class Served:
 # --------------------------------------------------------------------------- the serving cache
 
 
-class FeatureCache:
+class FeatureCache(changes.WorkspaceCache):
     """Tecton's feature-service cache: per (workspace, service, namespace, entity) values, kept
     for the view's `cache_max_age`. Realtime results are never cached."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str, str, str], tuple[float, list[Any], str]] = {}
-        self._lock = threading.Lock()
-        changes.subscribe(DEFINITIONS_TOPIC, self.invalidate)
+        super().__init__(DEFINITIONS_TOPIC)
 
     def get(self, key: tuple[str, str, str, str]) -> tuple[list[Any], str] | None:
-        entry = self._entries.get(key)
+        entry = self.entries.get(key)
         if entry is None or entry[0] < time.monotonic():
             return None
         return entry[1], entry[2]
@@ -83,16 +80,8 @@ class FeatureCache:
     def put(
         self, key: tuple[str, str, str, str], max_age: float, values: list[Any], status: str
     ) -> None:
-        with self._lock:
-            self._entries[key] = (time.monotonic() + max_age, values, status)
-
-    def invalidate(self, workspace: str = "") -> None:
-        with self._lock:
-            if not workspace:
-                self._entries.clear()
-            else:
-                for key in [k for k in self._entries if k[0] == workspace]:
-                    del self._entries[key]
+        with self.lock:
+            self.entries[key] = (time.monotonic() + max_age, values, status)
 
 
 feature_cache = FeatureCache()

@@ -148,7 +148,7 @@ def test_a_change_applied_by_another_process_reaches_this_one_within_a_second(
         subprocess.run([*cli, "workspace", "create", "prod"], env=env, check=True)
         with clean_database.session() as session:
             assert cache.get(session, "prod", "svc") is None
-        assert ("prod", "svc") in cache._entries
+        assert ("prod", "svc") in cache.entries
         dropped.clear()
         path = write_repo(tmp_path, MINIMAL)
         subprocess.run(
@@ -156,7 +156,7 @@ def test_a_change_applied_by_another_process_reaches_this_one_within_a_second(
             env=env, check=True, capture_output=True,
         )  # fmt: skip
         assert dropped.wait(1.0)
-        assert ("prod", "svc") not in cache._entries
+        assert ("prod", "svc") not in cache.entries
         with clean_database.session() as session:
             assert cache.get(session, "prod", "svc").name == "svc"
     finally:
