@@ -114,3 +114,27 @@ def test_wsgi_module_builds_the_app_from_the_environment(database_url):
         [os.sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert "/readyz" in out and "/healthz" in out
+
+
+def test_cli_commands_share_the_embedded_database_with_a_running_server(tmp_path):
+    """With DATABASE_URL unset, a CLI command attaches to the server's embedded PostgreSQL and
+    leaves it running when it exits."""
+    env = {
+        "TECTONITE_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": "",
+        "TEST_DATABASE_URL": "",
+    }
+    server = start_server(env)
+    cli_env = {**os.environ, **env}
+    cli_env.pop("DATABASE_URL")
+    cli_env.pop("TEST_DATABASE_URL")
+    try:
+        cli = [os.sys.executable, "-m", "app.cli"]
+        subprocess.run([*cli, "workspace", "create", "shared"], env=cli_env, check=True)
+        listed = subprocess.run(
+            [*cli, "workspace", "list", "--json"], env=cli_env, check=True, capture_output=True
+        ).stdout
+        assert orjson.loads(listed) == [{"name": "shared", "live": True}]
+        assert get_json(f"{server.base_url}/readyz")[0] == 200  # still up after the CLI left
+    finally:
+        assert server.stop() == 0

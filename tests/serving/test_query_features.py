@@ -1,0 +1,55 @@
+"""query-features: partial join keys return every stored entity that matches them."""
+
+from datetime import UTC, datetime
+
+from tests.repo.helpers import write_repo
+from tests.serving.helpers import put_values
+
+TWO_KEYS = """
+entities:
+  - name: user_merchant
+    join_keys: [{name: user_id, type: String}, {name: merchant_id, type: Int64}]
+feature_views:
+  - name: pair_stats
+    entities: [user_merchant]
+    features: [{name: visits, type: Int64}]
+feature_services:
+  - name: pairs
+    features: [pair_stats]
+"""
+QUERY = "/api/v1/feature-service/query-features"
+
+
+def test_partial_keys_return_each_matching_entity(client, runner, database, tmp_path):
+    runner.ok("workspace", "create", "q")
+    runner.ok("apply", "-f", str(write_repo(tmp_path, TWO_KEYS)), "--workspace", "q", "--yes")
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    for user, merchant, visits in (("u1", "7", 3), ("u1", "42", 5), ("u2", "7", 9)):
+        put_values(database, "q", "pair_stats", [user, merchant], when, {"visits": visits})
+    key = runner.ok("api-key", "create", "--description", "k", "--workspace", "q").stdout.strip()
+    headers = {"Authorization": f"Tecton-key {key}"}
+
+    def query(join_keys, **extra):
+        body = {"params": {"workspaceName": "q", "featureServiceName": "pairs",
+                           "joinKeyMap": join_keys, **extra}}  # fmt: skip
+        return client.post(QUERY, json=body, headers=headers)
+
+    partial = query({"user_id": "u1"}, metadataOptions={"includeNames": True}).json
+    assert sorted((r["joinKeys"], r["features"]) for r in partial["results"]) == [
+        (["u1", "42"], ["5"]),
+        (["u1", "7"], ["3"]),
+    ]
+    assert partial["metadata"]["joinKeys"] == [
+        {"name": "user_id", "dataType": {"type": "string"}},
+        {"name": "merchant_id", "dataType": {"type": "int64"}},
+    ]
+    assert partial["metadata"]["features"] == [{"name": "pair_stats.visits"}]
+
+    full = query({"user_id": "u2", "merchant_id": "7"}).json
+    assert full == {"results": [{"features": ["9"], "joinKeys": ["u2", "7"]}]}
+    assert query({"user_id": "nobody"}).json == {"results": []}
+    unknown = query({"shop": "x"})
+    assert unknown.status_code == 400
+    assert (
+        unknown.json["message"] == "Unknown join key: shop, expected one of: [user_id merchant_id]"
+    )
