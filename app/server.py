@@ -46,6 +46,9 @@ class TectoniteServer(BaseApplication):  # type: ignore[misc]
             "keyfile": keyfile,
             "when_ready": self._when_ready,
         }
+        if settings.log_format == "json":
+            # gunicorn's own lines (booting, worker exits) as JSON too: one object per line.
+            self.options["logconfig_dict"] = gunicorn_json_logging(settings.log_level)
         self.on_ready = on_ready
         self.scheme = "https" if certfile else "http"
         super().__init__()
@@ -63,6 +66,20 @@ class TectoniteServer(BaseApplication):  # type: ignore[misc]
             return
         host, port = server.LISTENERS[0].sock.getsockname()[:2]
         self.on_ready(f"{self.scheme}://{_bracket(host)}:{port}")
+
+
+def gunicorn_json_logging(level: str) -> dict[str, Any]:
+    """A logging config for gunicorn's loggers using Tectonite's JSON formatter."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    logger = {"level": level.upper(), "handlers": ["console"], "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "app.logs.JsonFormatter"}},
+        "handlers": {"console": handler},
+        "loggers": {"gunicorn.error": logger, "gunicorn.access": logger},
+        "root": {"level": level.upper(), "handlers": ["console"]},
+    }
 
 
 def _bracket(host: str) -> str:

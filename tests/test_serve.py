@@ -138,3 +138,18 @@ def test_cli_commands_share_the_embedded_database_with_a_running_server(tmp_path
         assert get_json(f"{server.base_url}/readyz")[0] == 200  # still up after the CLI left
     finally:
         assert server.stop() == 0
+
+
+def test_log_format_json_makes_every_log_line_a_json_object(database_url):
+    proc = start_server({"DATABASE_URL": database_url, "LOG_FORMAT": "json"})
+    try:
+        assert get_json(f"{proc.base_url}/healthz")[0] == 200
+    finally:
+        assert proc.stop() == 0
+    banner = ("Tectonite is serving the Tecton API at ", "Health: ")
+    logs = [line for line in proc.output if line.strip() and not line.startswith(banner)]
+    assert logs, proc.output
+    for line in logs:
+        entry = orjson.loads(line)
+        assert {"time", "level", "logger", "message"} <= set(entry)
+    assert any(orjson.loads(line)["logger"] == "gunicorn.error" for line in logs)
