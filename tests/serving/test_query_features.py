@@ -53,3 +53,27 @@ def test_partial_keys_return_each_matching_entity(client, runner, database, tmp_
     assert (
         unknown.json["message"] == "Unknown join key: shop, expected one of: [user_id merchant_id]"
     )
+
+
+def test_int64_join_keys_as_strings_or_integers(client, runner, database, tmp_path):
+    runner.ok("workspace", "create", "q")
+    runner.ok("apply", "-f", str(write_repo(tmp_path, TWO_KEYS)), "--workspace", "q", "--yes")
+    put_values(database, "q", "pair_stats", ["u1", "42"], datetime(2026, 1, 1, tzinfo=UTC),
+               {"visits": 5})  # fmt: skip
+    key = runner.ok("api-key", "create", "--description", "k", "--workspace", "q").stdout.strip()
+    headers = {"Authorization": f"Tecton-key {key}"}
+
+    def get(merchant):
+        body = {"params": {"workspaceName": "q", "featureServiceName": "pairs",
+                           "joinKeyMap": {"user_id": "u1", "merchant_id": merchant}}}  # fmt: skip
+        return client.post("/api/v1/feature-service/get-features", json=body, headers=headers)
+
+    for spelling in ("42", 42, "042"):
+        assert get(spelling).json == {"result": {"features": ["5"]}}
+    for bad in ("forty-two", 4.2, True, "99999999999999999999"):
+        response = get(bad)
+        assert response.status_code == 400
+        assert response.json["message"] == (
+            "Unexpected JSON type for merchant_id in joinKeyMap. Expected int64 or null."
+        )
+    assert get(None).json == {"result": {"features": [None]}}  # null key: missing, not an error
