@@ -113,9 +113,14 @@ class _Applier:
             "FeatureService": FeatureService,
         }[kind]
         found = self._find(model, name)
-        if found is not None:
-            self.session.delete(found)
-            self.session.flush()
+        if found is None:
+            return
+        if model is FeatureView and (found.kind == "realtime") != (kind == "RealtimeFeatureView"):
+            # The plan turned this name into the other kind of view, and the upsert (which runs
+            # before deletes) converted the row in place: it is no longer the one to delete.
+            return
+        self.session.delete(found)
+        self.session.flush()
 
     def upsert(self, kind: str, name: str) -> None:
         getattr(self, f"_upsert_{kind}")(name)
@@ -194,7 +199,11 @@ class _Applier:
             ttl_seconds=definition.ttl_seconds,
             cache_max_age_seconds=definition.cache_max_age_seconds,
             source_id=self._id(PushSource, definition.source) if definition.source else None,
+            transform_file=None,
+            transform_function=None,
+            transform_source=None,
         )
+        self._replace(RealtimeSource, "realtime_view_id", view.id, [])  # was it realtime before?
         self._replace(
             FeatureViewEntity,
             "feature_view_id",
@@ -209,7 +218,7 @@ class _Applier:
         self._replace(
             Feature, "feature_view_id", view.id, self._features(view.id, definition.features)
         )
-        self.session.expire(view, ["entities", "features"])
+        self.session.expire(view, ["entities", "features", "realtime_sources"])
 
     def _upsert_RealtimeFeatureView(self, name: str) -> None:  # noqa: N802
         definition = self.desired.realtime_views[name]
@@ -222,7 +231,13 @@ class _Applier:
             transform_file=definition.transform_file,
             transform_function=definition.transform_function,
             transform_source=definition.transform_source,
+            source_id=None,
+            ttl_seconds=None,
+            cache_max_age_seconds=None,
         )
+        # A view that was a regular one before keeps nothing of it: keys, links, stored values.
+        self._replace(FeatureViewEntity, "feature_view_id", view.id, [])
+        self.session.execute(delete(OnlineValue).where(OnlineValue.feature_view_id == view.id))
         self._replace(
             RealtimeSource,
             "realtime_view_id",
@@ -246,7 +261,7 @@ class _Applier:
         self._replace(
             Feature, "feature_view_id", view.id, self._features(view.id, definition.features)
         )
-        self.session.expire(view, ["realtime_sources", "features"])
+        self.session.expire(view, ["realtime_sources", "features", "entities"])
 
     def _upsert_FeatureService(self, name: str) -> None:  # noqa: N802
         definition = self.desired.feature_services[name]

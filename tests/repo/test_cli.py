@@ -193,3 +193,43 @@ def store_value(database, view_name):
             )
         )
         session.commit()
+
+
+AS_REALTIME = """
+entities:
+  - name: user
+    join_keys: [{name: user_id, type: String}]
+realtime_feature_views:
+  - name: user_stats
+    sources: [{request: req, schema: [{name: clicks, type: Int64}]}]
+    features: [{name: doubled, type: Int64}]
+    transform: transforms.py:double
+feature_services:
+  - name: svc
+    features: [user_stats]
+"""
+
+
+def test_a_view_can_become_a_realtime_view_of_the_same_name(runner, ws, tmp_path, database):
+    path = write_repo(tmp_path, MINIMAL)
+    runner.ok("apply", "-f", str(path), "--workspace", ws, "--yes")
+    store_value(database, "user_stats")
+    write_repo(
+        tmp_path, AS_REALTIME, "def double(req):\n    return {'doubled': 2 * req['clicks']}\n"
+    )
+    output = runner.ok("apply", "-f", str(path), "--workspace", ws, "--yes").output
+    assert "+ Create RealtimeFeatureView\n    name:            user_stats" in output
+    assert "- Delete FeatureView\n    name:            user_stats" in output
+    with database.session() as session:
+        view = session.scalars(select(FeatureView).where(FeatureView.name == "user_stats")).one()
+        assert view.kind == "realtime"
+        assert [f.name for f in view.features] == ["doubled"]
+        assert view.entities == []
+        assert session.scalar(select(func.count()).select_from(OnlineValue)) == 0
+    # ... and back again.
+    write_repo(tmp_path, MINIMAL)
+    runner.ok("apply", "-f", str(path), "--workspace", ws, "--yes")
+    with database.session() as session:
+        view = session.scalars(select(FeatureView).where(FeatureView.name == "user_stats")).one()
+        assert view.kind == "table" and view.transform_source is None
+    assert "nothing to do" in runner.ok("plan", "-f", str(path), "--workspace", ws).output
