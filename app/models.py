@@ -27,9 +27,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
 
-FEATURE_VIEW_KINDS = ("batch", "stream", "table", "realtime")
-REALTIME_SOURCE_KINDS = ("request", "feature_view")
-
 
 class Workspace(Base):
     __tablename__ = "workspaces"

@@ -50,7 +50,6 @@ class StoreRead:
     feature_view_id: int
     view_name: str
     key_names: tuple[str, ...]  # request join-key names, in the view's join-key order
-    key_types: tuple[str, ...]  # "String" | "Int64"
     ttl_seconds: int | None
     feature_types: dict[str, FeatureType]  # every declared feature (inputs of transforms)
 
@@ -166,7 +165,6 @@ class _Builder:
                     feature_view_id=view.id,
                     view_name=view.name,
                     key_names=names,
-                    key_types=tuple(k.type for k in keys),
                     ttl_seconds=view.ttl_seconds,
                     feature_types={f.name: parse_type(f.type) for f in view.features},
                 )

@@ -16,26 +16,6 @@ from app.errors import BadRequest
 DEFAULT_WORKSPACE = "prod"  # Tecton's default workspace; used when a request names none
 MAX_BATCH_SIZE = 10
 
-METADATA_OPTIONS = (
-    "includeNames",
-    "includeEffectiveTimes",
-    "includeDataTypes",
-    "includeSloInfo",
-    "includeServingStatus",
-    "includeFeatureDescriptions",
-    "includeFeatureTags",
-    "includeTypes",
-)
-REQUEST_OPTIONS = (
-    "readFromCache",
-    "writeToCache",
-    "latencyBudgetMs",
-    "ignoreExtraRequestContextFields",
-    "coerceNullCountsToZero",
-    "highWatermarkOverride",
-    "aggregationLeadingEdge",
-)
-
 
 @functools.cache
 def _snake(camel: str) -> str:

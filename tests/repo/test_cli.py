@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from app.models import Feature, FeatureService, FeatureView, OnlineValue, Workspace
 from tests.repo.helpers import MINIMAL, copy_example, write_repo
+from tests.serving.helpers import put_values
 
 
 @pytest.fixture
@@ -182,17 +183,9 @@ def test_apply_to_a_missing_workspace(runner, tmp_path):
 
 
 def store_value(database, view_name):
-    with database.session() as session:
-        view_id = session.scalar(select(FeatureView.id).where(FeatureView.name == view_name))
-        session.add(
-            OnlineValue(
-                feature_view_id=view_id,
-                entity_key='["u1"]',
-                event_time=datetime(2026, 1, 1, tzinfo=UTC),
-                features={"clicks": "1"},
-            )
-        )
-        session.commit()
+    """One stored row for user u1, written as the writers do."""
+    values = {"user_stats": {"clicks": 1}, "user_profile": {"credit_score": 700}}[view_name]
+    put_values(database, "prod", view_name, ["u1"], datetime(2026, 1, 1, tzinfo=UTC), values)
 
 
 AS_REALTIME = """
