@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import changes, db, jsonio, request_ids, security
+from app import changes, db, emulator, jsonio, request_ids, security
 from app.config import Settings
 from app.db import Database
 from app.errors import register_error_handlers
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     _register_blueprints(app)
     register_error_handlers(app)
     security.init_app(app)
+    emulator.init_app(app)
     if settings.listen_for_changes:
         changes.start_listener(settings.libpq_url)
     return app

@@ -36,6 +36,11 @@ class Settings:
     request_timeout_ms: int = 2000
     # Server processes LISTEN for definition and key changes; in-process tests turn this off.
     listen_for_changes: bool = True
+    # The admin-only `/_emulator` HTTP API (the CLI twins always work); off for production traffic.
+    emulator_api: bool = True
+    # The request journal (`/_emulator/requests`): on/off and how many entries it keeps.
+    journal: bool = True
+    journal_size: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +57,9 @@ class Settings:
             log_level=_choice(env, "LOG_LEVEL", defaults.log_level, LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             secret=env.get("TECTONITE_SECRET") or None,
+            emulator_api=_switch(env, "TECTONITE_EMULATOR_API", defaults.emulator_api),
+            journal=_switch(env, "TECTONITE_JOURNAL", defaults.journal),
+            journal_size=_int(env, "TECTONITE_JOURNAL_SIZE", defaults.journal_size, minimum=1),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -103,3 +111,17 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+_ON, _OFF = ("on", "true", "1", "yes"), ("off", "false", "0", "no")
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in _ON:
+        return True
+    if raw in _OFF:
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")

@@ -85,6 +85,11 @@ class Database:
         database._connection = connection
         return database
 
+    @property
+    def is_bound(self) -> bool:
+        """True for a Database made by `bound_to` (one shared connection: no background work)."""
+        return self._connection is not None
+
     def session(self) -> Session:
         """A new transactional session; the caller commits (views and CLI commands only)."""
         return self.sessionmaker()

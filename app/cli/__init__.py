@@ -9,6 +9,7 @@ from app.cli.db import db
 from app.cli.keys import access_control, api_key, service_account
 from app.cli.serve import serve
 from app.config import Settings, SettingsError
+from app.emulator.cli import COMMANDS as EMULATOR_COMMANDS
 from app.ingest.cli import ingest
 from app.repo.cli import apply, plan, workspace
 
@@ -34,6 +35,8 @@ cli.add_command(workspace)
 cli.add_command(plan)
 cli.add_command(apply)
 cli.add_command(ingest)
+for _command in EMULATOR_COMMANDS:
+    cli.add_command(_command)
 
 __all__ = ["CliContext", "cli", "main", "pass_context"]
 

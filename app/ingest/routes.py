@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Response
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db import get_session
+from app.emulator.clock import now as emulated_now
 from app.errors import BadRequest, NotFound
 from app.ingest import bp
 from app.ingest.schemas import (
@@ -81,7 +82,7 @@ def _ingest(*, camel_case: bool) -> Response:
 
     rows: list[ValueRow] = []
     errors: list[dict[str, str]] = []
-    now = datetime.now(UTC)
+    now = emulated_now()  # ttl checks follow the emulator's clock
     for plan in plans:
         for index, record in enumerate(request.records[plan.name]):
             plan.convert(index, record, now, rows, errors)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -17,6 +17,7 @@ import psycopg
 
 from app import changes
 from app.db import get_database
+from app.emulator.clock import now as emulated_now
 from app.errors import BadRequest
 from app.online_store import canonical_key_part, entity_key
 from app.repo.resolved import ResolvedService, StoreRead
@@ -71,17 +72,27 @@ class FeatureCache(changes.WorkspaceCache):
     def __init__(self) -> None:
         super().__init__(DEFINITIONS_TOPIC)
 
-    def get(self, key: tuple[str, str, str, str]) -> tuple[list[Any], str] | None:
+    def get(self, key: tuple[str, str, str, str], now: datetime) -> tuple[list[Any], str] | None:
         entry = self.entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < now:
             return None
         return entry[1], entry[2]
 
+    def peek(self, key: tuple[str, str, str, str]) -> Any:
+        """(expires at, values, status, stored at) or None, expired or not (explain)."""
+        return self.entries.get(key)
+
     def put(
-        self, key: tuple[str, str, str, str], max_age: float, values: list[Any], status: str
+        self,
+        key: tuple[str, str, str, str],
+        max_age: float,
+        values: list[Any],
+        status: str,
+        now: datetime,
     ) -> None:
+        """Kept until `now + max_age` on the emulated clock."""
         with self.lock:
-            self.entries[key] = (time.monotonic() + max_age, values, status)
+            self.entries[key] = (now + timedelta(seconds=max_age), values, status, now)
 
 
 feature_cache = FeatureCache()
@@ -156,6 +167,7 @@ def _store_key(read: StoreRead, parts: dict[str, str | None]) -> str | None:
 
 def serve(resolved: ResolvedService, request: FeaturesRequest) -> Served:
     """Validate every row, read the store once, and assemble each row's feature vector."""
+    now = emulated_now()
     key_parts = [_join_key_parts(resolved, row) for row in request.rows]
     contexts = [
         _request_context(resolved, row, request.options.ignore_extra_request_context_fields)
@@ -175,7 +187,7 @@ def serve(resolved: ResolvedService, request: FeaturesRequest) -> Served:
                 key = keys[view.read]
                 if key is not None:
                     hit = feature_cache.get(
-                        (resolved.workspace, resolved.name, view.namespace, key)
+                        (resolved.workspace, resolved.name, view.namespace, key), now
                     )
             if hit is not None:
                 cached[row_index][index] = hit
@@ -204,7 +216,6 @@ def serve(resolved: ResolvedService, request: FeaturesRequest) -> Served:
         if result and request.metadata.slo_info:
             store_bytes = sum(len(orjson.dumps(stored[w].features)) for w in wanted if w in stored)
 
-    now = datetime.now(UTC)
     rows = [
         _assemble(resolved, request, store_keys[i], contexts[i], cached[i], stored, now)
         for i in range(len(request.rows))
@@ -315,6 +326,7 @@ def _assemble(
                 view.cache_max_age_seconds,
                 view_values,
                 status,
+                now,
             )
     return RowResult(values, statuses, effective, time.perf_counter() - started, transform_seconds)
 
