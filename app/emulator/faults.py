@@ -80,11 +80,10 @@ class Rule:
     remaining: int | None = None
 
     @classmethod
-    def from_row(cls, row: FaultRule) -> Rule:
-        spec = row.rule
+    def from_row(cls, rule_id: int, spec: dict[str, Any], remaining: int | None) -> Rule:
         keys = spec.get("joinKeys")
         return cls(
-            id=row.id,
+            id=rule_id,
             endpoint=spec.get("endpoint", ANY),
             workspace=spec.get("workspace"),
             feature_service=spec.get("featureService"),
@@ -94,7 +93,7 @@ class Rule:
             times=spec.get("times"),
             probability=spec.get("probability"),
             seed=spec.get("seed"),
-            remaining=row.remaining,
+            remaining=remaining,
         )
 
     @property
@@ -142,8 +141,11 @@ def add_rule(session: Session, spec: dict[str, Any]) -> int:
     return row.id
 
 
+_RULES = select(FaultRule.id, FaultRule.rule, FaultRule.remaining).order_by(FaultRule.id)
+
+
 def list_rules(session: Session) -> list[Rule]:
-    return [Rule.from_row(r) for r in session.scalars(select(FaultRule).order_by(FaultRule.id))]
+    return [Rule.from_row(*row) for row in session.execute(_RULES)]
 
 
 def clear_rules(session: Session, rule_id: int | None = None) -> int:
@@ -168,8 +170,7 @@ class FaultInjector:
 
     def _load(self) -> tuple[Rule, ...]:
         with self._database.read() as connection:
-            rows = connection.execute(select(FaultRule).order_by(FaultRule.id)).scalars()
-            return tuple(Rule.from_row(r) for r in rows)
+            return tuple(Rule.from_row(*row) for row in connection.execute(_RULES))
 
     def before_request(self) -> Response | None:
         """Wait and/or answer for the first rule that matches and hits this request."""

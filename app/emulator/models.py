@@ -76,7 +76,7 @@ class JournalEntry(Base):
     workspace: Mapped[str | None] = mapped_column(Text)
     feature_service: Mapped[str | None] = mapped_column(Text)
     api_key_id: Mapped[str | None] = mapped_column(Text)
-    body: Mapped[Any] = mapped_column(JSONB)
+    body: Mapped[Any | None] = mapped_column(JSONB)
     status: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[float] = mapped_column(Double)
