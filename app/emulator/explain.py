@@ -69,6 +69,7 @@ class ReadFacts:
         out["ttl"] = format_duration(self.read.ttl_seconds)
         if self.deadline is not None:
             out["ttlDeadline"] = format_timestamp(self.deadline)
+        if self.found:
             out["expired"] = not self.fresh
         return out
 
