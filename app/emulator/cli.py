@@ -271,7 +271,7 @@ def requests(click_ctx: click.Context, limit: int, endpoint: str | None,
     except ApiError as exc:
         raise _fail(exc) from None
     with ctx.database.session() as session:
-        entries = read_journal(session, query)
+        entries = read_journal(session, query, ctx.settings.journal_size)
     if not follow:
         if as_json:
             click.echo(_json(entries))

@@ -34,6 +34,9 @@ EXTENSION_KEY = "tectonite.emulator.journal"
 START_ENVIRON_KEY = "tectonite.started"
 QUEUE_SIZE = 10_000
 BATCH_SIZE = 1_000
+BATCH_WINDOW_SECONDS = 0.05
+# The table is trimmed to its cap once this many entries were written since the last trim.
+TRIM_EVERY = 100
 MAX_BODY_BYTES = 64 * 1024
 COLUMNS = ("time", "method", "path", "endpoint", "workspace", "feature_service", "api_key_id",
            "body", "status", "error", "duration_ms")  # fmt: skip
@@ -105,13 +108,17 @@ def error_message(data: bytes) -> str | None:
     return None
 
 
-def write_batch(session: Session, rows: list[tuple[Any, ...]], cap: int) -> None:
-    """COPY the rows in and drop everything beyond the newest `cap`; the caller commits."""
+def write_batch(session: Session, rows: list[tuple[Any, ...]], cap: int | None) -> None:
+    """COPY the rows in and (with `cap`) drop all but the newest `cap`; the caller commits.
+
+    The journal is a debugging aid, so its commits do not wait for the WAL flush."""
+    session.execute(text("SET LOCAL synchronous_commit = off"))
     driver: psycopg.Connection[Any] = session.connection().connection.driver_connection  # type: ignore[assignment]
     with driver.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
         for row in rows:
             copy.write_row(row)
-    session.execute(text(TRIM_SQL), {"cap": cap})
+    if cap is not None:
+        session.execute(text(TRIM_SQL), {"cap": cap})
 
 
 class JournalWriter:
@@ -130,6 +137,8 @@ class JournalWriter:
         self._thread_lock = threading.Lock()
         self._idle = threading.Condition()
         self._in_flight = 0
+        self._flush_now = threading.Event()
+        self._since_trim = 0
         self.dropped = 0
 
     # ---------------------------------------------------------------- request side
@@ -192,11 +201,17 @@ class JournalWriter:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            while len(batch) < BATCH_SIZE:
+            # Collect for a moment: one transaction per batch, not per request.
+            deadline = time.monotonic() + BATCH_WINDOW_SECONDS
+            while len(batch) < BATCH_SIZE and not self._flush_now.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=left))
                 except queue.Empty:
                     break
+            self._flush_now.clear()
             self._write(batch)
             self._done(len(batch))
 
@@ -209,9 +224,13 @@ class JournalWriter:
     def _write(self, batch: list[Pending]) -> None:
         try:
             rows = [entry.row() for entry in batch]
+            self._since_trim += len(rows)
+            trim = self._since_trim >= min(TRIM_EVERY, self.cap) or not self._background
             with self._database.session() as session:
-                write_batch(session, rows, self.cap)
+                write_batch(session, rows, self.cap if trim else None)
                 session.commit()
+            if trim:
+                self._since_trim = 0
         except Exception as exc:  # the writer thread must survive anything a batch does
             self.dropped += len(batch)
             logger.warning("journal: dropped %d entries (%s)", len(batch), type(exc).__name__)
@@ -219,6 +238,7 @@ class JournalWriter:
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until everything this process queued so far is written; False on timeout."""
         deadline = time.monotonic() + timeout
+        self._flush_now.set()
         with self._idle:
             while self._in_flight > 0:
                 left = deadline - time.monotonic()
@@ -240,9 +260,12 @@ class JournalQuery:
     status: int | None = None
 
 
-def read_journal(session: Session, query: JournalQuery) -> list[dict[str, Any]]:
-    """Entries newest first, filtered."""
-    statement = select(JournalEntry).order_by(JournalEntry.id.desc()).limit(query.limit)
+def read_journal(
+    session: Session, query: JournalQuery, cap: int | None = None
+) -> list[dict[str, Any]]:
+    """Entries newest first, filtered; never more than `cap` (the table is trimmed lazily)."""
+    limit = min(query.limit, cap) if cap else query.limit
+    statement = select(JournalEntry).order_by(JournalEntry.id.desc()).limit(limit)
     filters: list[tuple[Any, Any]] = [
         (JournalEntry.endpoint, query.endpoint),
         (JournalEntry.workspace, query.workspace),

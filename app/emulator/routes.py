@@ -146,7 +146,8 @@ def journal_list() -> Response:
     writer = _journal()
     if writer is not None:
         writer.flush()
-    return json_response({"requests": read_journal(get_session(), query)})
+    cap = writer.cap if writer is not None else None
+    return json_response({"requests": read_journal(get_session(), query, cap)})
 
 
 @bp.delete("/requests")
