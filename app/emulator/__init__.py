@@ -26,7 +26,10 @@ def init_app(app: Flask) -> None:
     app.before_request(injector.before_request)
     if settings.journal:
         writer = journal.JournalWriter(
-            database, settings.journal_size, background=not database.is_bound
+            database,
+            settings.journal_size,
+            background=not database.is_bound,
+            conninfo=settings.libpq_url if settings.database_url else None,
         )
         app.extensions[journal.EXTENSION_KEY] = writer
         app.after_request(writer.after_request)

@@ -9,10 +9,12 @@ process's queue; entries of other processes follow within milliseconds.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import queue
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import orjson
 import psycopg
 from flask import Response, request
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.db import Database
@@ -32,18 +34,23 @@ logger = logging.getLogger("tectonite.emulator.journal")
 
 EXTENSION_KEY = "tectonite.emulator.journal"
 START_ENVIRON_KEY = "tectonite.started"
-QUEUE_SIZE = 10_000
+QUEUE_SIZE = 10_000  # entries waiting per process; more drop the oldest
 BATCH_SIZE = 1_000
-BATCH_WINDOW_SECONDS = 0.05
+BATCH_WINDOW_SECONDS = 0.1
 # The table is trimmed to its cap once this many entries were written since the last trim.
 TRIM_EVERY = 100
 MAX_BODY_BYTES = 64 * 1024
-COLUMNS = ("time", "method", "path", "endpoint", "workspace", "feature_service", "api_key_id",
-           "body", "status", "error", "duration_ms")  # fmt: skip
-COPY_SQL = f"COPY emulator_journal ({', '.join(COLUMNS)}) FROM STDIN"
+INSERT_SQL = (
+    "INSERT INTO emulator_journal (time, method, path, endpoint, workspace, feature_service, "
+    "api_key_id, body, status, error, duration_ms) "
+    "SELECT time, method, path, endpoint, workspace, feature_service, api_key_id, body, status, "
+    "error, duration_ms FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS r(time timestamptz, "
+    "method text, path text, endpoint text, workspace text, feature_service text, "
+    "api_key_id text, body jsonb, status integer, error text, duration_ms double precision)"
+)
 TRIM_SQL = (
     "DELETE FROM emulator_journal WHERE id <= "
-    "(SELECT id FROM emulator_journal ORDER BY id DESC OFFSET :cap LIMIT 1)"
+    "(SELECT id FROM emulator_journal ORDER BY id DESC OFFSET %(cap)s LIMIT 1)"
 )
 
 
@@ -62,7 +69,7 @@ class Pending:
     api_key_id: str | None
     duration_ms: float
 
-    def row(self) -> tuple[Any, ...]:
+    def row(self) -> dict[str, Any]:
         endpoint = endpoint_of(self.url_rule)
         parsed = parse_body(self.body) if len(self.body) <= MAX_BODY_BYTES else None
         target = target_of(endpoint, self.view_args, parsed)
@@ -72,19 +79,19 @@ class Pending:
             body = {"unparsed": self.body[:1000].decode("utf-8", "replace")}
         else:
             body = parsed
-        return (
-            self.time,
-            self.method,
-            self.path,
-            endpoint,
-            target.workspace,
-            target.feature_service,
-            self.api_key_id,
-            None if body is None else orjson.dumps(body).decode(),
-            self.status,
-            error_message(self.response),
-            self.duration_ms,
-        )
+        return {
+            "time": self.time,
+            "method": self.method,
+            "path": self.path,
+            "endpoint": endpoint,
+            "workspace": target.workspace,
+            "feature_service": target.feature_service,
+            "api_key_id": self.api_key_id,
+            "body": body,
+            "status": self.status,
+            "error": error_message(self.response),
+            "duration_ms": self.duration_ms,
+        }
 
 
 def error_message(data: bytes) -> str | None:
@@ -108,36 +115,40 @@ def error_message(data: bytes) -> str | None:
     return None
 
 
-def write_batch(session: Session, rows: list[tuple[Any, ...]], cap: int | None) -> None:
-    """COPY the rows in and (with `cap`) drop all but the newest `cap`; the caller commits.
-
-    The journal is a debugging aid, so its commits do not wait for the WAL flush."""
-    session.execute(text("SET LOCAL synchronous_commit = off"))
-    driver: psycopg.Connection[Any] = session.connection().connection.driver_connection  # type: ignore[assignment]
-    with driver.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
-        for row in rows:
-            copy.write_row(row)
+def write_batch(execute: Callable[[str, dict[str, Any]], object], rows: list[dict[str, Any]],
+                cap: int | None) -> None:  # fmt: skip
+    """Insert the rows in one statement (the batch travels as one JSON document, which costs
+    the server process least) and, with `cap`, drop all but the newest `cap` entries."""
+    execute(INSERT_SQL, {"rows": orjson.dumps(rows, option=orjson.OPT_UTC_Z).decode()})
     if cap is not None:
-        session.execute(text(TRIM_SQL), {"cap": cap})
+        execute(TRIM_SQL, {"cap": cap})
 
 
 class JournalWriter:
-    """Queues entries from request threads; a background thread writes them in batches.
+    """Takes entries from request threads; a background thread writes them in batches.
 
-    With `background=False` (an app bound to a test's connection) entries are written at once,
-    on the request's thread.
+    The request side appends to a bounded deque (a full one drops its oldest entry) and sets an
+    event only when the writer sleeps, so a request pays a few microseconds and no lock. With
+    `background=False` (an app bound to a test's connection) entries are written at once.
     """
 
-    def __init__(self, database: Database, cap: int, *, background: bool) -> None:
+    def __init__(
+        self, database: Database, cap: int, *, background: bool, conninfo: str | None = None
+    ) -> None:
         self._database = database
+        self._conninfo = conninfo
+        self._connection: psycopg.Connection[Any] | None = None
         self.cap = cap
         self._background = background
-        self._queue: queue.Queue[Pending] = queue.Queue(QUEUE_SIZE)
+        self._entries: deque[tuple[int, Pending]] = deque(maxlen=QUEUE_SIZE)
+        self._sequence = itertools.count(1)
+        self._last_submitted = 0
+        self._written_through = 0
+        self._written = threading.Condition()
+        self._wake = threading.Event()
+        self._flush_now = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
-        self._idle = threading.Condition()
-        self._in_flight = 0
-        self._flush_now = threading.Event()
         self._since_trim = 0
         self.dropped = 0
 
@@ -149,13 +160,13 @@ class JournalWriter:
             return
         if self._thread is None:
             self._start()
-        with self._idle:
-            self._in_flight += 1
-        try:
-            self._queue.put_nowait(entry)
-        except queue.Full:
-            self.dropped += 1
-            self._done(1)
+        if len(self._entries) == QUEUE_SIZE:
+            self.dropped += 1  # the deque drops its oldest entry
+        sequence = next(self._sequence)
+        self._entries.append((sequence, entry))
+        self._last_submitted = sequence
+        if not self._wake.is_set():
+            self._wake.set()
 
     def after_request(self, response: Response) -> Response:
         """Hand this request's facts to the writer; never raises."""
@@ -200,52 +211,64 @@ class JournalWriter:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            # Collect for a moment: one transaction per batch, not per request.
-            deadline = time.monotonic() + BATCH_WINDOW_SECONDS
-            while len(batch) < BATCH_SIZE and not self._flush_now.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(self._queue.get(timeout=left))
-                except queue.Empty:
-                    break
+            self._wake.wait()
+            # Gather for a moment (one transaction per batch), unless a reader is waiting.
+            self._flush_now.wait(BATCH_WINDOW_SECONDS)
+            self._wake.clear()
             self._flush_now.clear()
-            self._write(batch)
-            self._done(len(batch))
-
-    def _done(self, count: int) -> None:
-        with self._idle:
-            self._in_flight -= count
-            if self._in_flight <= 0:
-                self._idle.notify_all()
+            while self._entries:
+                batch: list[tuple[int, Pending]] = []
+                while self._entries and len(batch) < BATCH_SIZE:
+                    batch.append(self._entries.popleft())
+                self._write([entry for _, entry in batch])
+                with self._written:
+                    self._written_through = batch[-1][0]
+                    self._written.notify_all()
 
     def _write(self, batch: list[Pending]) -> None:
         try:
             rows = [entry.row() for entry in batch]
             self._since_trim += len(rows)
             trim = self._since_trim >= min(TRIM_EVERY, self.cap) or not self._background
-            with self._database.session() as session:
-                write_batch(session, rows, self.cap if trim else None)
-                session.commit()
+            if self._background:
+                # One round trip per batch: autocommit, and no wait for the WAL flush (the
+                # journal is a debugging aid).
+                connection = self._writer_connection()
+                write_batch(connection.execute, rows, self.cap if trim else None)
+            else:
+                with self._database.session() as session:
+                    driver = session.connection().connection.driver_connection
+                    assert driver is not None  # noqa: S101 (an open session has one)
+                    write_batch(driver.execute, rows, self.cap if trim else None)
+                    session.commit()
             if trim:
                 self._since_trim = 0
         except Exception as exc:  # the writer thread must survive anything a batch does
             self.dropped += len(batch)
             logger.warning("journal: dropped %d entries (%s)", len(batch), type(exc).__name__)
+            if self._connection is not None and self._connection.broken:
+                self._connection = None
+
+    def _writer_connection(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(
+                self._conninfo or "",
+                autocommit=True,
+                connect_timeout=5,
+                application_name="tectonite-journal",
+                options="-c synchronous_commit=off",
+            )
+        return self._connection
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until everything this process queued so far is written; False on timeout."""
-        deadline = time.monotonic() + timeout
+        target = self._last_submitted
+        if self._written_through >= target:
+            return True
         self._flush_now.set()
-        with self._idle:
-            while self._in_flight > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        self._wake.set()
+        with self._written:
+            return self._written.wait_for(lambda: self._written_through >= target, timeout)
 
 
 # --------------------------------------------------------------------------- reading

@@ -38,7 +38,7 @@ def test_reset_values_is_seen_by_the_next_request_on_every_worker(
         return body["metadata"]["features"][0]["status"]
 
     # Every worker thread ends up with the value in its process's cache.
-    wait_for(lambda: set(emulator.spread(16, statuses)) == {"CACHED_PRESENT"})
+    wait_for(lambda: set(emulator.spread(16, statuses)) == {"CACHED_PRESENT"}, timeout=30)
     result = emulator.ok("POST", "/reset", json={"workspace": "c"})
     assert result == {"scope": "values", "workspace": "c", "valuesDeleted": 1,
                       "workspacesDeleted": 0}  # fmt: skip
