@@ -53,14 +53,14 @@ def main() -> None:
             "joinKeyMap": {"customer_id": f"c{rng.randrange(args.entities)}"}}},
             run.KEYS_IN_ROTATION)  # fmt: skip
         command = [sys.executable, "-m", "app.cli", "serve", "--port", "0"]
-        servers = {
-            "journal on": run.Server(command, {**env, "TECTONITE_JOURNAL": "on"}),
-            "journal off": run.Server(command, {**env, "TECTONITE_JOURNAL": "off"}),
-        }
+        servers: dict[str, run.Server] = {}
         headers = {"Authorization": f"Tecton-key {consumer}"}
         path = "/api/v1/feature-service/get-features"
-        runs: dict[str, list[dict]] = {name: [] for name in servers}
+        runs: dict[str, list[dict]] = {}
         try:
+            for name, switch in (("journal on", "on"), ("journal off", "off")):
+                servers[name] = run.Server(command, {**env, "TECTONITE_JOURNAL": switch})
+                runs[name] = []
             for server in servers.values():
                 run.measure(wrk, server, path, single, 8, 3, headers)
             for _ in range(args.repeats):
