@@ -129,7 +129,8 @@ class JournalWriter:
 
     The request side appends to a bounded deque (a full one drops its oldest entry) and sets an
     event only when the writer sleeps, so a request pays a few microseconds and no lock. With
-    `background=False` (an app bound to a test's connection) entries are written at once.
+    `background=False` (an app bound to a test's connection) there is no thread: entries are
+    written by `flush()` (every journal read calls it), on the caller's thread.
     """
 
     def __init__(
@@ -155,17 +156,14 @@ class JournalWriter:
     # ---------------------------------------------------------------- request side
 
     def submit(self, entry: Pending) -> None:
-        if not self._background:
-            self._write([entry])
-            return
-        if self._thread is None:
+        if self._background and self._thread is None:
             self._start()
         if len(self._entries) == QUEUE_SIZE:
             self.dropped += 1  # the deque drops its oldest entry
         sequence = next(self._sequence)
         self._entries.append((sequence, entry))
         self._last_submitted = sequence
-        if not self._wake.is_set():
+        if self._background and not self._wake.is_set():
             self._wake.set()
 
     def after_request(self, response: Response) -> Response:
@@ -220,14 +218,17 @@ class JournalWriter:
             self._flush_now.wait(BATCH_WINDOW_SECONDS)
             self._wake.clear()
             self._flush_now.clear()
-            while self._entries:
-                batch: list[tuple[int, Pending]] = []
-                while self._entries and len(batch) < BATCH_SIZE:
-                    batch.append(self._entries.popleft())
-                self._write([entry for _, entry in batch])
-                with self._written:
-                    self._written_through = batch[-1][0]
-                    self._written.notify_all()
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._entries:
+            batch: list[tuple[int, Pending]] = []
+            while self._entries and len(batch) < BATCH_SIZE:
+                batch.append(self._entries.popleft())
+            self._write([entry for _, entry in batch])
+            with self._written:
+                self._written_through = batch[-1][0]
+                self._written.notify_all()
 
     def _write(self, batch: list[Pending]) -> None:
         try:
@@ -266,6 +267,9 @@ class JournalWriter:
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until everything this process queued so far is written; False on timeout."""
+        if not self._background:
+            self._drain()
+            return True
         target = self._last_submitted
         if self._written_through >= target:
             return True

@@ -119,6 +119,9 @@ def test_a_failing_journal_never_fails_the_request(app, connection, runner):
         response = client.post(GET_FEATURES, json=features_body())
         assert response.status_code == 401  # the request's own answer, not a journal error
         assert client.get("/healthz").status_code == 200
+    writer = app.extensions["tectonite.emulator.journal"]
+    assert writer.flush() is True  # the write fails: logged and dropped, nothing raised
+    assert writer.dropped == 1
     connection.execute(text("ALTER TABLE emulator_journal_gone RENAME TO emulator_journal"))
     with app.test_client() as client:
         assert client.get("/_emulator/requests", headers=headers).json == {"requests": []}
