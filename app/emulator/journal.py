@@ -22,11 +22,12 @@ from typing import Any
 import orjson
 import psycopg
 from flask import Request, Response, request
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from app.db import Database
-from app.emulator.models import JournalEntry, rowcount
+from app.emulator.models import JournalCleared, JournalEntry, rowcount
 from app.emulator.targets import endpoint_of, is_exempt, parse_body, target_of
 from app.types import format_timestamp
 
@@ -296,7 +297,7 @@ def read_journal(
 ) -> list[dict[str, Any]]:
     """Entries newest first, filtered; never more than `cap` (the table is trimmed lazily)."""
     limit = min(query.limit, cap) if cap else query.limit
-    statement = select(JournalEntry).order_by(JournalEntry.id.desc()).limit(limit)
+    statement = _visible(select(JournalEntry)).order_by(JournalEntry.id.desc()).limit(limit)
     filters: list[tuple[Any, Any]] = [
         (JournalEntry.endpoint, query.endpoint),
         (JournalEntry.workspace, query.workspace),
@@ -312,13 +313,30 @@ def read_journal(
 def entries_after(session: Session, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
     """Entries newer than `last_id`, oldest first (`requests --follow`)."""
     statement = (
-        select(JournalEntry).where(JournalEntry.id > last_id).order_by(JournalEntry.id).limit(limit)
+        _visible(select(JournalEntry))
+        .where(JournalEntry.id > last_id)
+        .order_by(JournalEntry.id)
+        .limit(limit)
     )
     return [entry_json(e) for e in session.scalars(statement)]
 
 
+def _visible(statement: Select[Any]) -> Select[Any]:
+    """Only entries of requests that ended after the last clear."""
+    cleared = select(JournalCleared.cleared_at).where(JournalCleared.id == 1).scalar_subquery()
+    return statement.where(or_(cleared.is_(None), JournalEntry.time > cleared))
+
+
 def clear_journal(session: Session) -> int:
-    return rowcount(session.execute(delete(JournalEntry)))
+    """Empty the journal, also of entries still on their way from other processes (they
+    belong to requests that ended before now, so they stay hidden when they arrive)."""
+    now = datetime.now(UTC)
+    session.execute(
+        pg_insert(JournalCleared)
+        .values(id=1, cleared_at=now)
+        .on_conflict_do_update(index_elements=["id"], set_={"cleared_at": now})
+    )
+    return rowcount(session.execute(delete(JournalEntry).where(JournalEntry.time <= now)))
 
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:

@@ -82,6 +82,17 @@ class JournalEntry(Base):
     duration_ms: Mapped[float] = mapped_column(Double)
 
 
+class JournalCleared(Base):
+    """When the journal was last cleared: entries of requests that ended before it stay hidden,
+    even when a process writes them after the clear (its batch was still on the way)."""
+
+    __tablename__ = "emulator_journal_cleared"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    cleared_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 def rowcount(result: Result[Any]) -> int:
     """Rows a DELETE/UPDATE touched."""
     assert isinstance(result, CursorResult)  # noqa: S101 (DML statements return one)

@@ -1,4 +1,4 @@
-"""emulator: clock, fault rules, request journal
+"""emulator: clock, fault rules, request journal (and when it was cleared)
 
 Revision ID: 0002
 Revises: 0001
@@ -69,9 +69,17 @@ def upgrade() -> None:
         sa.Column("duration_ms", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_emulator_journal")),
     )
+    op.create_table(
+        "emulator_journal_cleared",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("cleared_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("id = 1", name=op.f("ck_emulator_journal_cleared_single_row")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_emulator_journal_cleared")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("emulator_journal_cleared")
     op.drop_table("emulator_journal")
     op.drop_table("emulator_faults")
     op.drop_table("emulator_clock")
