@@ -340,7 +340,7 @@ def test_the_cache_is_bypassed_when_change_notifications_are_down(
 
     key = create_key(runner)
     assert state(client, key).status_code == 200
-    monkeypatch.setattr(changes, "caches_trustworthy", lambda: False)
+    monkeypatch.setattr(changes.get_feed(app), "trustworthy", lambda: False)
     authenticator = security.get_authenticator(app)
     authenticator.cache.invalidate()
     assert state(client, key).status_code == 200
