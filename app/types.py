@@ -49,9 +49,9 @@ class FeatureType:
     @property
     def spelling(self) -> str:
         if self.kind == "Array":
-            return f"Array({self.element.spelling})"  # type: ignore[union-attr]
+            return f"Array({self.element.spelling})"  # type: ignore[union-attr]  # set for this kind
         if self.kind == "Map":
-            return f"Map(String, {self.value.spelling})"  # type: ignore[union-attr]
+            return f"Map(String, {self.value.spelling})"  # type: ignore[union-attr]  # set for this kind
         if self.kind == "Struct":
             return "Struct(" + ", ".join(f"{n} {t.spelling}" for n, t in self.fields) + ")"
         return self.kind
@@ -59,12 +59,12 @@ class FeatureType:
     def data_type(self) -> dict[str, Any]:
         """The wire `dataType` object (Tecton's FeatureServerComplexDataType)."""
         if self.kind == "Array":
-            return {"type": "array", "elementType": self.element.data_type()}  # type: ignore[union-attr]
+            return {"type": "array", "elementType": self.element.data_type()}  # type: ignore[union-attr]  # set for this kind
         if self.kind == "Map":
             return {
                 "type": "map",
                 "keyType": {"type": "string"},
-                "valueType": self.value.data_type(),  # type: ignore[union-attr]
+                "valueType": self.value.data_type(),  # type: ignore[union-attr]  # set for this kind
             }
         if self.kind == "Struct":
             return {
@@ -191,9 +191,9 @@ def encode_value(feature_type: FeatureType, value: Any) -> Any:
         return format_timestamp(value) if isinstance(value, datetime) else value
     if kind == "Array":
         element = feature_type.element
-        return [encode_value(element, item) for item in value]  # type: ignore[arg-type]
+        return [encode_value(element, item) for item in value]  # type: ignore[arg-type]  # set for this kind
     if kind == "Map":
-        return {str(k): encode_value(feature_type.value, v) for k, v in value.items()}  # type: ignore[arg-type]
+        return {str(k): encode_value(feature_type.value, v) for k, v in value.items()}  # type: ignore[arg-type]  # set for this kind
     if kind == "Struct":
         if isinstance(value, dict):
             return [encode_value(t, value.get(n)) for n, t in feature_type.fields]
@@ -213,9 +213,9 @@ def decode_value(feature_type: FeatureType, value: Any) -> Any:
     if kind == "Timestamp":
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     if kind == "Array":
-        return [decode_value(feature_type.element, item) for item in value]  # type: ignore[arg-type]
+        return [decode_value(feature_type.element, item) for item in value]  # type: ignore[arg-type]  # set for this kind
     if kind == "Map":
-        return {k: decode_value(feature_type.value, v) for k, v in value.items()}  # type: ignore[arg-type]
+        return {k: decode_value(feature_type.value, v) for k, v in value.items()}  # type: ignore[arg-type]  # set for this kind
     if kind == "Struct":
         return {n: decode_value(t, v) for (n, t), v in zip(feature_type.fields, value, strict=True)}
     return value
@@ -315,12 +315,12 @@ def coerce_value(feature_type: FeatureType, value: Any) -> Any:
     if kind == "Array":
         if not isinstance(value, list | tuple):
             raise ValueTypeError(f"expected an array, got {_json_kind(value)}")
-        return [_nested(feature_type.element, item, f"[{i}]") for i, item in enumerate(value)]  # type: ignore[arg-type]
+        return [_nested(feature_type.element, item, f"[{i}]") for i, item in enumerate(value)]  # type: ignore[arg-type]  # set for this kind
     if kind == "Map":
         if not isinstance(value, dict):
             raise ValueTypeError(f"expected an object (map), got {_json_kind(value)}")
         return {
-            _map_key(key): _nested(feature_type.value, item, f"[{key!r}]")  # type: ignore[arg-type]
+            _map_key(key): _nested(feature_type.value, item, f"[{key!r}]")  # type: ignore[arg-type]  # set for this kind
             for key, item in value.items()
         }
     if kind == "Struct":

@@ -266,4 +266,4 @@ def touch_last_used(executor: Executor, key_id: str) -> None:
 
 
 def _deleted_any(session: Session, statement: object) -> bool:
-    return session.execute(statement).first() is not None  # type: ignore[call-overload]
+    return session.execute(statement).first() is not None  # type: ignore[call-overload]  # a DML statement built by the caller

@@ -482,7 +482,7 @@ class _Loader:
             if view is None and realtime is None:
                 self.error(kind_label, name, where, f"unknown feature view {ref.feature_view!r}")
                 continue
-            declared = [f.name for f in (view or realtime).features]  # type: ignore[union-attr]
+            declared = [f.name for f in (view or realtime).features]  # type: ignore[union-attr]  # one is set (checked above)
             for feature in ref.features or ():
                 if feature not in declared:
                     self.error(
@@ -503,7 +503,7 @@ class _Loader:
                 if view is not None
                 else [
                     out.feature_views[s.name]
-                    for s in realtime.sources  # type: ignore[union-attr]
+                    for s in realtime.sources  # type: ignore[union-attr]  # view is None here
                     if s.kind == "feature_view" and s.name in out.feature_views
                 ]
             )
