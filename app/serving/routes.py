@@ -21,7 +21,14 @@ from app.repo.resolved import ResolvedService, service_cache
 from app.security import authenticate, require_permission
 from app.serving import bp
 from app.serving.engine import batch_body, serve, single_body
-from app.serving.params import FeaturesRequest, Row, features_request, locator_of, params_of
+from app.serving.params import (
+    FeaturesRequest,
+    Row,
+    checked_name,
+    features_request,
+    locator_of,
+    params_of,
+)
 from auth.permissions import READ_FEATURES, VIEW_METADATA
 
 V2 = "/v2/workspaces/<workspace>/feature-services/<service>"
@@ -109,7 +116,9 @@ def metadata() -> Response:
 @bp.get(f"{V2}/metadata")
 def metadata_v2(workspace: str, service: str) -> Response:
     authenticate()
-    return _metadata(workspace, service)
+    return _metadata(
+        checked_name(workspace, "workspaceName"), checked_name(service, "featureServiceName")
+    )
 
 
 # --------------------------------------------------------------------------- query-features
