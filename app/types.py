@@ -248,7 +248,7 @@ def parse_timestamp(text: str) -> datetime:
     if _COMMON_TIMESTAMP.match(text):
         try:
             return datetime.fromisoformat(text).astimezone(UTC)
-        except ValueError as exc:  # e.g. month 13
+        except (ValueError, OverflowError) as exc:  # month 13; year 1 east of UTC
             raise ValueTypeError(f"invalid timestamp {text!r}: {exc}") from None
     match = _TIMESTAMP.match(text.strip())
     if not match:
@@ -264,7 +264,7 @@ def parse_timestamp(text: str) -> datetime:
         iso += zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
     try:
         return datetime.fromisoformat(iso).astimezone(UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ValueTypeError(f"invalid timestamp {text!r}: {exc}") from None
 
 
@@ -356,6 +356,8 @@ def _nested(feature_type: FeatureType, value: Any, where: str) -> Any:
 def _map_key(key: Any) -> str:
     if not isinstance(key, str):
         raise ValueTypeError(f"map keys must be strings, got {_json_kind(key)}")
+    if "\x00" in key:
+        raise ValueTypeError("map keys may not contain NUL (\\u0000) characters")
     return key
 
 

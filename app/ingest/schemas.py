@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
 
+from app.names import MAX_NAME_LENGTH, name_problem
 from app.store import canonical_key_part
 from app.types import (
     INT32_MAX,
@@ -91,6 +92,13 @@ def parse_request(body: Any, *, camel_case: bool) -> IngestRequest:
         raise RequestValidationError(
             _first_message(exc.normalized_messages(), camel_case)  # type: ignore[no-untyped-call]  # marshmallow leaves it unannotated
         ) from None
+    workspace_field = "workspaceName" if camel_case else "workspace_name"
+    for name, field in [(data["workspace_name"], workspace_field)] + [
+        (source, f"records.{source[:MAX_NAME_LENGTH]}") for source in data["records"]
+    ]:
+        problem = name_problem(name)
+        if problem is not None:
+            raise RequestValidationError(f"Field `{field}` is invalid: the name {problem}")
     return IngestRequest(
         workspace=data["workspace_name"],
         dry_run=data["dry_run"],

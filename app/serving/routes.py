@@ -22,7 +22,14 @@ from app.serving.assembly import Served, serve
 from app.serving.bodies import batch_body, single_body
 from app.serving.cache import SERVING
 from app.serving.model import ResolvedService
-from app.serving.params import FeaturesRequest, Row, features_request, locator_of, params_of
+from app.serving.params import (
+    FeaturesRequest,
+    Row,
+    checked_name,
+    features_request,
+    locator_of,
+    params_of,
+)
 from app.store import OnlineStore, get_store
 from auth.permissions import READ_FEATURES, VIEW_METADATA
 
@@ -111,7 +118,9 @@ def metadata() -> Response:
 @bp.get(f"{V2}/metadata")
 def metadata_v2(workspace: str, service: str) -> Response:
     authenticate()
-    return _metadata(workspace, service)
+    return _metadata(
+        checked_name(workspace, "workspaceName"), checked_name(service, "featureServiceName")
+    )
 
 
 # --------------------------------------------------------------------------- query-features
