@@ -70,6 +70,16 @@ class Partial:
     def merge(self, other: Partial) -> Partial:
         raise NotImplementedError
 
+    def add_in_place(self, value: Any, order: Order) -> bool:
+        """Fold one non-null event value into this owned partial if that is cheaper than
+        making a partial of it and merging; False when the caller must merge instead."""
+        return False
+
+    def absorb(self, other: Partial) -> Partial:
+        """Merge `other` into this partial, which the caller owns; may update it in place
+        (sketches do, which is much cheaper than building a new one per event)."""
+        return self.merge(other)
+
     def to_json(self) -> Any:
         raise NotImplementedError
 
@@ -126,8 +136,8 @@ class SumPartial(Partial):
 
 
 class MomentsPartial(Partial):
-    """Count, mean and sum of squared deviations (M2), merged with Chan et al.'s formula:
-    numerically stabler than Σx² - (Σx)²/n, and exact for small integers."""
+    """Count, mean and sum of squared deviations (M2) of a float column, merged with Chan et
+    al.'s formula: numerically stabler than Σx² - (Σx)²/n, and exact for small integers."""
 
     kind = "moments"
 
@@ -159,6 +169,39 @@ class MomentsPartial(Partial):
         if divisor <= 0:
             return None  # var_samp of one value
         variance = max(self.m2 / divisor, 0.0)
+        return math.sqrt(variance) if function.kind.startswith("stddev") else variance
+
+
+class IntMomentsPartial(Partial):
+    """Count, sum and sum of squares of an integer column, as exact Python ints: mean and
+    variances are then correctly rounded whatever order events and tiles were merged in."""
+
+    kind = "moments"
+
+    def __init__(self, count: int, total: int, squares: int) -> None:
+        self.count, self.total, self.squares = count, total, squares
+
+    def merge(self, other: Partial) -> IntMomentsPartial:
+        assert isinstance(other, IntMomentsPartial)  # noqa: S101
+        return IntMomentsPartial(
+            self.count + other.count, self.total + other.total, self.squares + other.squares
+        )
+
+    def to_json(self) -> list[Any]:
+        return ["i", self.count, _int_out(self.total), _int_out(self.squares)]
+
+    @classmethod
+    def from_json(cls, data: Any) -> IntMomentsPartial:
+        return cls(int(data[1]), int(data[2]), int(data[3]))
+
+    def finalize(self, function: AggregateFunction) -> float | None:
+        n = self.count
+        if function.kind == "mean":
+            return self.total / n
+        divisor = n * (n - 1) if function.kind in ("var_samp", "stddev_samp") else n * n
+        if divisor <= 0:
+            return None  # var_samp of one value
+        variance = (n * self.squares - self.total * self.total) / divisor
         return math.sqrt(variance) if function.kind.startswith("stddev") else variance
 
 
@@ -290,6 +333,24 @@ class DistinctCountPartial(Partial):
             precision, None, union.get_result(datasketches.tgt_hll_type.HLL_8)
         )
 
+    def add_in_place(self, value: Any, order: Order) -> bool:
+        if self.sketch is None:
+            return False
+        self.sketch.update(value)
+        return True
+
+    def absorb(self, other: Partial) -> DistinctCountPartial:
+        assert isinstance(other, DistinctCountPartial)  # noqa: S101
+        if (
+            self.sketch is not None
+            and other.values is not None
+            and other.precision >= self.precision
+        ):
+            for value in other.values:
+                self.sketch.update(value)
+            return self
+        return self.merge(other)
+
     def to_json(self) -> dict[str, Any]:
         if self.values is not None:
             return {"p": self.precision, "v": sorted(self.values, key=repr)}
@@ -337,6 +398,19 @@ class QuantilesPartial(Partial):
         merged.merge(self.sketch)
         merged.merge(other.sketch)
         return QuantilesPartial(merged)
+
+    def add_in_place(self, value: Any, order: Order) -> bool:
+        number = float(value)
+        if math.isfinite(number):
+            self.sketch.update(number)
+        return True
+
+    def absorb(self, other: Partial) -> QuantilesPartial:
+        assert isinstance(other, QuantilesPartial)  # noqa: S101
+        if other.sketch.k >= self.sketch.k:
+            self.sketch.merge(other.sketch)
+            return self
+        return self.merge(other)
 
     def to_json(self) -> str:
         return _b64(self.sketch.serialize())
@@ -391,6 +465,8 @@ def partial_from_value(key: str, value: Any, order: Order, n: int | None = None)
     if kind == "sum":
         return SumPartial(value)
     if kind == "moments":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return IntMomentsPartial(1, value, value * value)
         return MomentsPartial(1, float(value), 0.0)
     if kind in ("min", "max"):
         return ExtremePartial(value, kind == "max")
@@ -418,7 +494,9 @@ def partial_from_json(key: str, data: Any, n: int | None = None) -> Partial:
     readers: dict[str, Callable[[Any], Partial]] = {
         "count": CountPartial.from_json,
         "sum": SumPartial.from_json,
-        "moments": MomentsPartial.from_json,
+        "moments": lambda d: (
+            IntMomentsPartial.from_json(d) if d and d[0] == "i" else MomentsPartial.from_json(d)
+        ),
         "last": LastPartial.from_json,
         "min": lambda d: ExtremePartial(decode_value(d), False),
         "max": lambda d: ExtremePartial(decode_value(d), True),

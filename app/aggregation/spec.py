@@ -116,12 +116,14 @@ class AggregationSpec:
         ttl = self.ttl_us
         return ttl is not None and to_us(now) - to_us(timestamp) > ttl
 
-    def event_partials(self, event: Event) -> dict[str, Partial]:
+    def event_partials(
+        self, event: Event, sizes: dict[str, int | None] | None = None
+    ) -> dict[str, Partial]:
         """The partials of one event, by partial key (keys it contributes nothing to left
-        out)."""
+        out). `sizes` is `partial_sizes`, passed in when folding many events."""
         order = (to_us(event.timestamp), event.sequence)
         result: dict[str, Partial] = {}
-        for key, n in self.partial_sizes.items():
+        for key, n in (sizes or self.partial_sizes).items():
             column = key.split(":", 1)[1]
             partial = partial_from_value(key, event.values.get(column), order, n)
             if partial is not None:
@@ -131,8 +133,21 @@ class AggregationSpec:
     def merge_into_tile(self, tile: TileJson | None, events: Iterable[Event]) -> TileJson:
         """A stored tile (or None for a new one) with `events` folded in, as stored JSON."""
         partials = self.read_tile(tile) if tile else {}
+        sizes = self.partial_sizes
         for event in events:
-            _merge_all(partials, self.event_partials(event))
+            order = (to_us(event.timestamp), event.sequence)
+            for key, n in sizes.items():
+                value = event.values.get(key.split(":", 1)[1])
+                existing = partials.get(key)
+                if (
+                    existing is not None
+                    and value is not None
+                    and existing.add_in_place(value, order)
+                ):
+                    continue
+                partial = partial_from_value(key, value, order, n)
+                if partial is not None:
+                    partials[key] = partial if existing is None else existing.absorb(partial)
         return {key: partial.to_json() for key, partial in partials.items()}
 
     def read_tile(self, tile: TileJson) -> dict[str, Partial]:
@@ -283,9 +298,10 @@ def _range_sort(item: tuple[int | None, int]) -> tuple[int, int]:
 
 
 def _merge_all(into: dict[str, Partial], parts: Mapping[str, Partial]) -> None:
+    """Fold `parts` into `into`, whose partials the caller owns."""
     for key, partial in parts.items():
         existing = into.get(key)
-        into[key] = partial if existing is None else existing.merge(partial)
+        into[key] = partial if existing is None else existing.absorb(partial)
 
 
 def _stored_function(spelling: str) -> AggregateFunction:
