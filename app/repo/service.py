@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app import changes
+from app.aggregation import stored_spec_text
 from app.changes import DEFINITIONS_TOPIC
 from app.models import (
     Entity,
@@ -232,7 +233,8 @@ class _Applier:
             source_id=self._id(PushSource, definition.source) if definition.source else None,
             transform_file=None,
             transform_function=None,
-            transform_source=None,
+            # An aggregate view's spec (see app.aggregation.spec_from_stored_text).
+            transform_source=stored_spec_text(definition.aggregation),
         )
         self._replace(RealtimeSource, "realtime_view_id", view.id, [])  # was it realtime before?
         self._replace(
