@@ -17,13 +17,16 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.cli.context import CliContext, pass_context
 from app.ingest.bulk import FORMATS, BulkLoadError, ProgressCallback, detect_format, load_file
 from app.ingest.writer import load_target_views
-from app.models import FeatureView
+from app.models import FeatureView, OnlineValue
 from app.repo.state import find_workspace
+
+# Loads this large refresh the store's planner statistics before they commit.
+ANALYZE_AFTER_ROWS = 10_000
 
 PLAIN_PROGRESS_EVERY = 100_000  # rows between progress lines when stderr is not a terminal
 
@@ -98,6 +101,10 @@ def ingest(
                 for message in exc.messages:
                     click.echo(message, err=True)
                 raise click.exceptions.Exit(1) from None
+        if result.written >= ANALYZE_AFTER_ROWS:
+            # Fresh statistics in the same transaction: the first reads after a bulk load are
+            # planned on the table as it now is, not before autovacuum gets round to it.
+            session.execute(text(f"ANALYZE {OnlineValue.__tablename__}"))
         session.commit()
         elapsed = time.perf_counter() - started
     click.echo(f"read {result.read}, written {result.written}, skipped {result.skipped} as older")
