@@ -67,6 +67,7 @@ def store_config(store: str, repo: Path, postgres_url: str | None) -> str:
         f"  host: {url.hostname}\n  port: {url.port or 5432}\n"
         f"  database: {url.path.lstrip('/')}\n  db_schema: public\n"
         f"  user: {url.username or 'postgres'}\n  password: '{url.password or ''}'\n"
+        "  sslmode: disable\n"  # loopback; Feast requires SSL by default
     )
 
 
@@ -90,7 +91,9 @@ def main() -> None:
         frame.to_parquet(repo / "data" / f"{view}.parquet")
         frames[view] = frame
     feast = str(Path(sys.executable).with_name("feast"))
-    subprocess.run([feast, "apply"], cwd=repo, check=True, capture_output=True)
+    applied = subprocess.run([feast, "apply"], cwd=repo, capture_output=True, text=True)
+    if applied.returncode:
+        sys.exit(f"feast apply failed:\n{applied.stdout}\n{applied.stderr[-3000:]}")
     fs = FeatureStore(repo_path=str(repo))
     for view, frame in frames.items():
         fs.write_to_online_store(view, frame)

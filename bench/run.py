@@ -266,6 +266,7 @@ def median_of(runs: list[dict]) -> dict:
 # --------------------------------------------------------------------------- peers
 
 FEAST_VERSION = "0.67.0"
+FEAST_HEADERS = {"Content-Type": "application/json"}  # Feast rejects bodies without it
 PEERS_DIR = BENCH / ".peers"
 
 
@@ -449,7 +450,7 @@ def main() -> None:
             with feast_servers(url, files, work, env) if peers else _no_peers() as peer_servers:
                 servers += list(peer_servers.values())
                 for name, peer in peer_servers.items():
-                    targets[name] = (peer, "/get-online-features", feast_single, {})
+                    targets[name] = (peer, "/get-online-features", feast_single, FEAST_HEADERS)
                 log("warming up")
                 for server, target_path, file, headers in targets.values():
                     measure(wrk, server, target_path, file, 8, 3, headers)
