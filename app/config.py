@@ -10,6 +10,7 @@ from pathlib import Path
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
+SERVERS = ("granian", "gunicorn")
 
 
 class SettingsError(ValueError):
@@ -24,8 +25,15 @@ class Settings:
     data_dir: Path = Path(".tectonite")
     host: str = "127.0.0.1"
     port: int = 8328
+    # The HTTP server `tectonite serve` runs: granian (Rust HTTP, WSGI) or gunicorn (gthread).
+    server: str = "granian"
     workers: int = 2
     threads: int = 8
+    # How long a connection may go without a complete request head: slow clients are cut off,
+    # and idle keep-alive connections closed, after this. (granian has one timer for both; the
+    # Java client keeps connections for 5 minutes, and 75 s outlasts common load balancers'
+    # idle timeouts, so a shorter value would make clients reconnect constantly.)
+    header_timeout_s: int = 75
     log_level: str = "info"
     log_format: str = "text"
     # Server-wide HMAC key for API-key hashes; when unset one is generated and kept in the database.
@@ -52,8 +60,12 @@ class Settings:
             data_dir=Path(env.get("TECTONITE_DATA_DIR") or defaults.data_dir),
             host=env.get("TECTONITE_HOST") or defaults.host,
             port=_int(env, "PORT", defaults.port, minimum=0),
+            server=_choice(env, "TECTONITE_SERVER", defaults.server, SERVERS),
             workers=_int(env, "WEB_CONCURRENCY", defaults.workers, minimum=1),
             threads=_int(env, "TECTONITE_THREADS", defaults.threads, minimum=1),
+            header_timeout_s=_int(
+                env, "TECTONITE_HEADER_TIMEOUT", defaults.header_timeout_s, minimum=1
+            ),
             log_level=_choice(env, "LOG_LEVEL", defaults.log_level, LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             secret=env.get("TECTONITE_SECRET") or None,
@@ -65,8 +77,8 @@ class Settings:
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (CLI flags, tests)."""
         if "database_url" in changes:
-            changes["database_url"] = _normalise_url(changes["database_url"])  # type: ignore[arg-type]
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+            changes["database_url"] = _normalise_url(changes["database_url"])  # type: ignore[arg-type]  # a URL or None, as the field
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # fields checked by replace()
 
     @property
     def sqlalchemy_url(self) -> str:

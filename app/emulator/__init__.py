@@ -13,26 +13,27 @@ bp = Blueprint("emulator", __name__, url_prefix="/_emulator")
 
 
 def init_app(app: Flask) -> None:
-    from app import db
+    from app import changes, db
     from app.config import Settings
     from app.emulator import clock, faults, journal, models  # noqa: F401  (models: the tables)
 
     settings: Settings = app.extensions["tectonite.settings"]
-    database: db.Database = app.extensions[db.EXTENSION_KEY]
-    app.extensions[clock.EXTENSION_KEY] = clock.EmulatedClock(database)
-    injector = faults.FaultInjector(database)
-    app.extensions[faults.EXTENSION_KEY] = injector
+    database = db.get_database(app)
+    feed = changes.get_feed(app)
+    clock.CLOCK.register(app, clock.EmulatedClock(database, feed))
+    injector = faults.FAULTS.register(app, faults.FaultInjector(database, feed))
     app.before_request(journal.mark_start)
     app.before_request(injector.before_request)
+    writer: journal.JournalWriter | None = None
     if settings.journal:
         writer = journal.JournalWriter(
             database,
             settings.journal_size,
-            background=not database.is_bound,
+            background=database.bound_connection is None,
             conninfo=settings.libpq_url if settings.database_url else None,
         )
-        app.extensions[journal.EXTENSION_KEY] = writer
         app.after_request(writer.after_request)
+    journal.JOURNAL.register(app, writer)
     if settings.emulator_api:
         from app.emulator import routes  # noqa: F401  (registers the routes on bp)
 

@@ -12,6 +12,7 @@ from typing import Any
 import click
 import orjson
 
+from app.changes import ChangeFeed
 from app.cli.context import CliContext, pass_context
 from app.emulator.clock import (
     ClockState,
@@ -27,8 +28,10 @@ from app.emulator.journal import clear_journal, entries_after, read_journal
 from app.emulator.reset import ALL, VALUES, UnknownWorkspace, reset
 from app.emulator.schemas import load_clock_change, load_fault_rule, load_journal_query
 from app.errors import ApiError
-from app.repo.resolved import resolve_service
+from app.serving.cache import ServingState
+from app.serving.model import resolve_service
 from app.serving.params import features_request
+from app.store import open_store
 
 
 def _json(value: Any) -> str:
@@ -355,8 +358,13 @@ def explain(ctx: CliContext, workspace: str, service: str, join_keys: tuple[str,
                     f'Feature service "{service}" is not served by workspace "{workspace}".'
                 )
             with ctx.database.read() as connection:
-                state = read_clock(connection)
-                result = explain_request(resolved, parsed, state, connection, None)
+                clock_state = read_clock(connection)
+            store = open_store(ctx.database, statement_timeout_ms=ctx.settings.request_timeout_ms)
+            try:
+                serving = ServingState.create(ChangeFeed())  # compiles transforms; no cache
+                result = explain_request(resolved, parsed, clock_state, store, serving, None)
+            finally:
+                store.close()
         except ApiError as exc:
             raise _fail(exc) from None
     if as_json:
@@ -366,6 +374,3 @@ def explain(ctx: CliContext, workspace: str, service: str, join_keys: tuple[str,
     for item in result["features"]:
         value = orjson.dumps(item["value"]).decode()
         click.echo(f"{item['name']} = {value}  {item['status']}: {item['reason']}")
-
-
-COMMANDS = (clock, reset_command, fault, requests, explain)

@@ -12,17 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import Flask
 from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from app import changes
+from app.changes import ChangeFeed
 from app.db import Database
 from app.emulator.models import EmulatorClock
 from app.emulator.snapshot import TOPIC, Snapshot
+from app.extensions import Slot
 from app.types import format_timestamp
 
-EXTENSION_KEY = "tectonite.emulator.clock"
 DETAIL = "clock"
 
 
@@ -119,9 +120,9 @@ def reset_clock(session: Session) -> ClockState:
 class EmulatedClock:
     """This process's copy of the clock."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, feed: ChangeFeed) -> None:
         self._database = database
-        self.snapshot: Snapshot[ClockState] = Snapshot(DETAIL, self._load, REAL_TIME)
+        self.snapshot: Snapshot[ClockState] = Snapshot(feed, DETAIL, self._load, REAL_TIME)
 
     def _load(self) -> ClockState:
         with self._database.read() as connection:
@@ -135,13 +136,17 @@ class EmulatedClock:
         return self.snapshot.get().now()
 
 
-def now() -> datetime:
-    """The emulated "now" (UTC): the one clock for everything time-dependent in serving.
+CLOCK = Slot[EmulatedClock]("tectonite.emulator.clock")
+
+
+def now(app: Flask | None = None) -> datetime:
+    """The emulated "now" (UTC) of `app` (default: the current app): the one clock for
+    everything time-dependent in serving (ttl expiry, the feature cache, aggregation windows).
 
     Outside an app (or before the emulator is set up) it is real time.
     """
     try:
-        clock: EmulatedClock = current_app.extensions[EXTENSION_KEY]
+        clock = CLOCK.get(app)
     except (RuntimeError, KeyError):
         return datetime.now(UTC)
     return clock.now()

@@ -11,26 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection
-
 from app.emulator.clock import ClockState
 from app.repo.definitions import format_duration
-from app.repo.resolved import ResolvedService, StoreRead, ViewOutput
-from app.serving.engine import (
-    CACHED,
-    MISSING_DATA,
-    PRESENT,
-    STORE_QUERY,
-    _join_key_parts,
-    _request_context,
-    _run_transform,
-    _store_key,
-)
+from app.serving.assembly import _run_transform
+from app.serving.cache import FeatureCacheEntry, FeatureCacheKey, ServingState
+from app.serving.model import RequestInput, ResolvedService, StoreRead, ViewOutput
 from app.serving.params import FeaturesRequest
+from app.serving.statuses import CACHED, StoredStatus
+from app.serving.validation import join_key_parts, request_context, store_key
+from app.store import Lookup, OnlineStore
 from app.types import ValueTypeError, coerce_value, decode_value, encode_value, format_timestamp
 
-CacheKey = tuple[str, str, str, str]
-CachePeek = Callable[[CacheKey], tuple[datetime, list[Any], str, datetime] | None]
+CachePeek = Callable[[FeatureCacheKey], FeatureCacheEntry | None]
+PRESENT: StoredStatus = "PRESENT"
+MISSING_DATA: StoredStatus = "MISSING_DATA"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,35 +94,40 @@ def explain(
     resolved: ResolvedService,
     request: FeaturesRequest,
     clock: ClockState,
-    connection: Connection,
+    store: OnlineStore,
+    state: ServingState,
     cache_peek: CachePeek | None,
 ) -> dict[str, Any]:
-    """The explanation body; raises BadRequest exactly where get-features would."""
+    """The explanation body; raises BadRequest exactly where get-features would.
+
+    `state` compiles the realtime transforms; `cache_peek` (None: the cache is not visible, as
+    from the CLI) shows this process's feature-cache entries."""
     now = clock.now()
     row = request.rows[0]
-    parts = _join_key_parts(resolved, row)
-    context = _request_context(resolved, row, request.options.ignore_extra_request_context_fields)
-    keys = [_store_key(read, parts) for read in resolved.reads]
+    parts = join_key_parts(resolved, row)
+    context = request_context(resolved, row, request.options.ignore_extra_request_context_fields)
+    keys = [store_key(read, parts) for read in resolved.reads]
     wanted = {(r.feature_view_id, k) for r, k in zip(resolved.reads, keys, strict=True) if k}
-    stored: dict[tuple[int, str], tuple[datetime, dict[str, Any]]] = {}
-    if wanted:
-        result = connection.exec_driver_sql(
-            STORE_QUERY,
-            (sorted({v for v, _ in wanted}), sorted({k for _, k in wanted})),
-        )
-        for view_id, key, event_time, features in result:
-            stored[(view_id, key)] = (event_time, features)
+    stored = store.read_rows(Lookup.of_pairs(wanted)).values if wanted else {}
     facts = []
     for read, key in zip(resolved.reads, keys, strict=True):
         hit = stored.get((read.feature_view_id, key)) if key else None
-        facts.append(ReadFacts(read, key, hit[0] if hit else None, hit[1] if hit else None, now))
+        facts.append(
+            ReadFacts(
+                read,
+                key,
+                hit.event_time if hit else None,
+                hit.features if hit else None,
+                now,
+            )
+        )
 
     items: list[dict[str, Any]] = []
     for realtime in resolved.realtime:
         inputs: list[dict[str, Any]] = []
         described: dict[str, Any] = {}
         for source in realtime.inputs:
-            if source.kind == "request":
+            if isinstance(source, RequestInput):
                 inputs.append({f.name: context[f.name] for f in source.fields})
                 described["request"] = {
                     f.name: encode_value(f.type, context[f.name]) for f in source.fields
@@ -145,7 +144,7 @@ def explain(
                 "reason": fact.reason(),
                 **fact.fields(),
             }
-        output = _run_transform(realtime, inputs)
+        output = _run_transform(state, realtime, inputs)
         for feature in realtime.features:
             try:
                 coerced = coerce_value(feature.type, output.get(feature.feature))
@@ -183,7 +182,7 @@ def _view_features(
     cache_peek: CachePeek | None,
 ) -> list[dict[str, Any]]:
     cache: dict[str, Any] | None = None
-    cached: tuple[list[Any], str] | None = None
+    cached: tuple[list[Any], StoredStatus] | None = None
     if resolved.enable_online_caching and view.cache_max_age_seconds:
         cache = {"maxAgeSeconds": view.cache_max_age_seconds}
         if not request.options.read_from_cache:
@@ -197,14 +196,13 @@ def _view_features(
             if entry is None:
                 cache["entry"] = False
             else:
-                expires, values, status, stored_at = entry
                 cache.update(
                     entry=True,
-                    ageSeconds=round((now - stored_at).total_seconds(), 3),
-                    expired=expires < now,
+                    ageSeconds=round((now - entry.stored_at).total_seconds(), 3),
+                    expired=entry.expires_at < now,
                 )
-                if expires >= now:
-                    cached = (values, status)
+                if entry.expires_at >= now:
+                    cached = (entry.values, entry.status)
     items = []
     for index, feature in enumerate(view.features):
         item: dict[str, Any] = {"name": feature.name}

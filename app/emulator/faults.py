@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from app import changes
+from app.changes import ChangeFeed
 from app.db import Database
 from app.emulator.models import FaultRule, rowcount
 from app.emulator.snapshot import TOPIC, Snapshot
@@ -36,8 +37,8 @@ from app.emulator.targets import (
     target_of,
 )
 from app.errors import ApiError, DeadlineExceeded, TooManyRequests, Unavailable, envelope
+from app.extensions import Slot
 
-EXTENSION_KEY = "tectonite.emulator.faults"
 DETAIL = "faults"
 
 # The operation names Tecton's gateway puts in its 429 message.
@@ -164,9 +165,9 @@ def clear_rules(session: Session, rule_id: int | None = None) -> int:
 class FaultInjector:
     """This process's copy of the rules, applied before every API request."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, feed: ChangeFeed) -> None:
         self._database = database
-        self.snapshot: Snapshot[tuple[Rule, ...]] = Snapshot(DETAIL, self._load, ())
+        self.snapshot: Snapshot[tuple[Rule, ...]] = Snapshot(feed, DETAIL, self._load, ())
 
     def _load(self) -> tuple[Rule, ...]:
         with self._database.read() as connection:
@@ -237,3 +238,6 @@ class FaultInjector:
             session.execute(delete(FaultRule).where(FaultRule.id == rule.id))
             changes.announce(session, TOPIC, DETAIL)
         return True
+
+
+FAULTS = Slot[FaultInjector]("tectonite.emulator.faults")

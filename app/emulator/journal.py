@@ -29,11 +29,11 @@ from sqlalchemy.orm import Session
 from app.db import Database
 from app.emulator.models import JournalCleared, JournalEntry, rowcount
 from app.emulator.targets import endpoint_of, is_exempt, parse_body, target_of
+from app.extensions import Slot
 from app.types import format_timestamp
 
 logger = logging.getLogger("tectonite.emulator.journal")
 
-EXTENSION_KEY = "tectonite.emulator.journal"
 START_ENVIRON_KEY = "tectonite.started"
 QUEUE_SIZE = 10_000  # entries waiting per process; more drop the oldest
 BATCH_SIZE = 1_000
@@ -355,6 +355,10 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         "durationMs": round(entry.duration_ms, 3),
     }
     return body
+
+
+# The app's writer, or None with `TECTONITE_JOURNAL=off`.
+JOURNAL = Slot[JournalWriter | None]("tectonite.emulator.journal")
 
 
 def mark_start() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import changes
-from app.emulator.models import rowcount
-from app.models import FeatureView, OnlineValue, Workspace
-from app.repo.service import DEFINITIONS_TOPIC, delete_workspace
+from app.changes import DEFINITIONS_TOPIC
+from app.models import FeatureView, Workspace
+from app.repo.service import delete_workspace
+from app.store import delete_values
 
 VALUES, ALL = "values", "all"
 SCOPES = (VALUES, ALL)
@@ -53,9 +54,7 @@ def reset(session: Session, *, scope: str = VALUES, workspace: str | None = None
     views = select(FeatureView.id).join(Workspace, Workspace.id == FeatureView.workspace_id)
     if workspace is not None:
         views = views.where(Workspace.name == workspace)
-    values_deleted = rowcount(
-        session.execute(delete(OnlineValue).where(OnlineValue.feature_view_id.in_(views)))
-    )
+    values_deleted = delete_values(session, views)
     workspaces_deleted = 0
     if scope == ALL:
         for name in names:

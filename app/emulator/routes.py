@@ -6,17 +6,12 @@ commit before the answer, and their change notices reach every process through t
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Response, current_app, request
+from flask import Response, request
 
 from app.db import get_database, get_session
 from app.emulator import bp
 from app.emulator.clock import (
-    EXTENSION_KEY as CLOCK_KEY,
-)
-from app.emulator.clock import (
-    EmulatedClock,
+    CLOCK,
     advance_clock,
     freeze_clock,
     read_clock,
@@ -25,8 +20,7 @@ from app.emulator.clock import (
 )
 from app.emulator.explain import explain as explain_request
 from app.emulator.faults import add_rule, clear_rules, list_rules
-from app.emulator.journal import EXTENSION_KEY as JOURNAL_KEY
-from app.emulator.journal import JournalWriter, clear_journal, read_journal
+from app.emulator.journal import JOURNAL, clear_journal, read_journal
 from app.emulator.reset import UnknownWorkspace, reset
 from app.emulator.schemas import (
     load_clock_change,
@@ -36,11 +30,11 @@ from app.emulator.schemas import (
 )
 from app.errors import NotFound, PermissionDenied
 from app.jsonio import json_response, read_json_body
-from app.repo.resolved import resolve_service
 from app.security import authenticate
-from app.serving.engine import feature_cache
+from app.serving import SERVING
 from app.serving.params import features_request
-from app.serving.routes import unable_to_query
+from app.serving.routes import servable_service
+from app.store import get_store
 from auth.errors import PermissionDeniedError
 
 
@@ -51,11 +45,6 @@ def _admin_only() -> None:
 
 
 # --------------------------------------------------------------------------- clock
-
-
-def _clock() -> EmulatedClock:
-    clock: EmulatedClock = current_app.extensions[CLOCK_KEY]
-    return clock
 
 
 @bp.get("/clock")
@@ -135,15 +124,10 @@ def fault_clear(rule_id: int) -> Response:
 # --------------------------------------------------------------------------- journal
 
 
-def _journal() -> JournalWriter | None:
-    writer: JournalWriter | None = current_app.extensions.get(JOURNAL_KEY)
-    return writer
-
-
 @bp.get("/requests")
 def journal_list() -> Response:
     query = load_journal_query(request.args.to_dict())
-    writer = _journal()
+    writer = JOURNAL.get()
     if writer is not None:
         writer.flush()
     cap = writer.cap if writer is not None else None
@@ -152,7 +136,7 @@ def journal_list() -> Response:
 
 @bp.delete("/requests")
 def journal_clear() -> Response:
-    writer = _journal()
+    writer = JOURNAL.get()
     if writer is not None:
         writer.flush()
     session = get_session()
@@ -167,10 +151,9 @@ def journal_clear() -> Response:
 @bp.post("/explain")
 def explain() -> Response:
     parsed = features_request(read_json_body(), batch=False)
-    resolved = resolve_service(get_session(), parsed.workspace, parsed.service)
-    if resolved is None or not resolved.servable:
-        raise unable_to_query(parsed.service, parsed.workspace)
-    body: dict[str, Any]
-    with get_database().read() as connection:
-        body = explain_request(resolved, parsed, _clock().state, connection, feature_cache.peek)
+    resolved = servable_service(parsed.workspace, parsed.service)
+    serving = SERVING.get()
+    body = explain_request(
+        resolved, parsed, CLOCK.get().state, get_store(), serving, serving.features.peek
+    )
     return json_response(body)

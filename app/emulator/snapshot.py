@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import psycopg
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import changes
+from app.changes import ChangeFeed
 
 logger = logging.getLogger("tectonite.emulator")
 
@@ -27,31 +26,24 @@ UNTRUSTED_MAX_AGE_SECONDS = 0.5
 
 T = TypeVar("T")
 
-# Every snapshot of this process by the detail that invalidates it (tests build many apps).
-_snapshots: dict[str, weakref.WeakSet[Snapshot[object]]] = {}
-
-
-def _on_change(detail: str) -> None:
-    for name, snapshots in list(_snapshots.items()):
-        if not detail or detail == name:
-            for snapshot in list(snapshots):
-                snapshot.invalidate()
-
-
-changes.subscribe(TOPIC, _on_change)
-
 
 class Snapshot(Generic[T]):
-    """A value loaded by `load`, kept until the change feed says `detail` changed."""
+    """A value loaded by `load`, kept until `feed` says `detail` (or everything) changed."""
 
-    def __init__(self, detail: str, load: Callable[[], T], initial: T) -> None:
+    def __init__(self, feed: ChangeFeed, detail: str, load: Callable[[], T], initial: T) -> None:
+        self._feed = feed
+        self._detail = detail
         self._load = load
         self._value = initial
         self._stale = True
         self._loaded_at = 0.0
         self._generation = 0
         self._lock = threading.Lock()
-        _snapshots.setdefault(detail, weakref.WeakSet()).add(self)  # type: ignore[arg-type]
+        feed.subscribe(TOPIC, self._on_change)
+
+    def _on_change(self, detail: str) -> None:
+        if not detail or detail == self._detail:
+            self.invalidate()
 
     def invalidate(self) -> None:
         with self._lock:
@@ -61,7 +53,7 @@ class Snapshot(Generic[T]):
     def get(self) -> T:
         """The current value; reloads only after a change (or, untrusted, every half second)."""
         if not self._stale and (
-            changes.caches_trustworthy()
+            self._feed.trustworthy()
             or time.monotonic() - self._loaded_at < UNTRUSTED_MAX_AGE_SECONDS
         ):
             return self._value

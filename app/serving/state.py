@@ -13,6 +13,7 @@ from app.jsonio import json_response, read_json_body
 from app.models import FeatureService, Workspace
 from app.security import authenticate, require_permission
 from app.serving import bp
+from app.serving.params import checked_name
 from auth.permissions import READ_FEATURES
 
 
@@ -60,4 +61,4 @@ def _required_name(locator: Any, camel: str, snake: str) -> str:
     value = _field(locator, camel, snake)
     if not isinstance(value, str) or not value:
         raise BadRequest(f"featureServiceLocator.{camel} must be a non-empty string.")
-    return value
+    return checked_name(value, f"featureServiceLocator.{camel}")
