@@ -49,6 +49,8 @@ class Settings:
     # The request journal (`/_emulator/requests`): on/off and how many entries it keeps.
     journal: bool = True
     journal_size: int = 1000
+    # The web console at /console (TECTONITE_CONSOLE=off removes it).
+    console: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +74,7 @@ class Settings:
             emulator_api=_switch(env, "TECTONITE_EMULATOR_API", defaults.emulator_api),
             journal=_switch(env, "TECTONITE_JOURNAL", defaults.journal),
             journal_size=_int(env, "TECTONITE_JOURNAL_SIZE", defaults.journal_size, minimum=1),
+            console=_switch(env, "TECTONITE_CONSOLE", defaults.console),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -118,22 +121,19 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
     return value
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = (env.get(name) or default).lower()
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
-
-
-_ON, _OFF = ("on", "true", "1", "yes"), ("off", "false", "0", "no")
-
-
-def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in _ON:
-        return True
-    if raw in _OFF:
-        return False
-    raise SettingsError(f"{name} must be on or off, got {raw!r}")

@@ -28,8 +28,9 @@ JOURNAL_ENDPOINTS = (GET_FEATURES, GET_FEATURES_BATCH, METADATA, QUERY_FEATURES,
 _API_ENDPOINTS = frozenset(JOURNAL_ENDPOINTS) - {INGEST}
 _INGEST_RULES = frozenset({"/ingest", "/v2/ingest"})
 
-# Paths that are neither journaled nor subject to fault rules.
-EXEMPT_PREFIXES = ("/_emulator", "/healthz", "/readyz")
+# Paths that are neither journaled nor subject to fault rules (the console's pages are not API
+# requests; the get-features calls its "Try it" sends are, and are journaled as such).
+EXEMPT_PREFIXES = ("/_emulator", "/healthz", "/readyz", "/console")
 
 
 def is_exempt(path: str) -> bool:

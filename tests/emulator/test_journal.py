@@ -2,6 +2,7 @@
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import text
 
 from app import create_app
@@ -94,6 +95,14 @@ def _admin_headers(runner):
     return {"Authorization": f"Tecton-key {key}"}
 
 
+@pytest.fixture
+def empty_journal(connection):
+    """In-process tests see what real servers of earlier tests committed (their journal writers
+    finish after those tests): start from an empty journal, inside the test's transaction."""
+    connection.execute(text("DELETE FROM emulator_journal"))
+
+
+@pytest.mark.usefixtures("empty_journal")
 def test_the_journal_keeps_only_the_newest_entries(settings, database, runner):
     app = create_app(settings.replace(journal_size=3), database=database)
     headers = _admin_headers(runner)
@@ -104,6 +113,7 @@ def test_the_journal_keeps_only_the_newest_entries(settings, database, runner):
     assert [e["featureService"] for e in entries] == ["s4", "s3", "s2"]
 
 
+@pytest.mark.usefixtures("empty_journal")
 def test_journal_off_records_nothing(settings, database, runner):
     app = create_app(settings.replace(journal=False), database=database)
     headers = _admin_headers(runner)
@@ -112,6 +122,7 @@ def test_journal_off_records_nothing(settings, database, runner):
         assert client.get("/_emulator/requests", headers=headers).json == {"requests": []}
 
 
+@pytest.mark.usefixtures("empty_journal")
 def test_a_failing_journal_never_fails_the_request(app, connection, runner):
     headers = _admin_headers(runner)
     connection.execute(text("ALTER TABLE emulator_journal RENAME TO emulator_journal_gone"))
