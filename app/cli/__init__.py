@@ -22,6 +22,11 @@ COMMANDS = {
     "plan": "app.repo.cli:plan",
     "apply": "app.repo.cli:apply",
     "ingest": "app.ingest.cli:ingest",
+    "clock": "app.emulator.cli:clock",
+    "reset": "app.emulator.cli:reset_command",
+    "fault": "app.emulator.cli:fault",
+    "requests": "app.emulator.cli:requests",
+    "explain": "app.emulator.cli:explain",
 }
 
 

@@ -150,9 +150,13 @@ SELECT DISTINCT ON (s.entity_key) :feature_view_id, s.entity_key, s.event_time, 
         self.connection.execute(text(f"DROP TABLE {STAGING_TABLE}"))
 
 
-def delete_values(session: Session, feature_view_ids: Sequence[int] | Select[Any]) -> None:
-    """Forget every stored row of the views (a view was deleted or changed destructively)."""
-    session.execute(delete(OnlineValue).where(OnlineValue.feature_view_id.in_(feature_view_ids)))
+def delete_values(session: Session, feature_view_ids: Sequence[int] | Select[Any]) -> int:
+    """Forget every stored row of the views (a view was deleted or changed destructively, or an
+    emulator reset); returns how many rows went."""
+    result = session.execute(
+        delete(OnlineValue).where(OnlineValue.feature_view_id.in_(feature_view_ids))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]  # a DML result has a rowcount
 
 
 def analyze(session: Session) -> None:
