@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import changes, db, jsonio, request_ids, security
+from app import changes, db, jsonio, observability, openapi, security
 from app.config import Settings
 from app.db import Database
 from app.errors import register_error_handlers
@@ -23,7 +23,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     configure_logging(settings)
     jsonio.init_app(app)
     db.init_app(app, database or Database.from_settings(settings))
-    request_ids.init_app(app)
+    observability.init_app(app)
+    openapi.init_app(app)
     _register_blueprints(app)
     register_error_handlers(app)
     security.init_app(app)

@@ -24,6 +24,8 @@ logger = logging.getLogger("tectonite.changes")
 
 CHANNEL = "tectonite_changes"
 # Topics: "definitions" (detail: workspace name) and "auth" (no detail).
+# Dispatched by the listener each time it wakes (about once a second): it is alive and connected.
+HEARTBEAT_TOPIC = "heartbeat"
 Subscriber = Callable[[str], None]
 
 _subscribers: dict[str, list[Subscriber]] = defaultdict(list)
@@ -116,6 +118,7 @@ class ChangeListener(threading.Thread):
                 for notification in conn.notifies(timeout=1.0):
                     topic, _, detail = notification.payload.partition(":")
                     dispatch(topic, detail)
+                dispatch(HEARTBEAT_TOPIC)
 
     def stop(self) -> None:
         self._stopping.set()

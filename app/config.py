@@ -36,6 +36,13 @@ class Settings:
     request_timeout_ms: int = 2000
     # Server processes LISTEN for definition and key changes; in-process tests turn this off.
     listen_for_changes: bool = True
+    # `GET /metrics` (Prometheus text format), unauthenticated on the serving port.
+    metrics: bool = True
+    # Where worker processes keep their metric files (prometheus-client's multiprocess mode);
+    # `tectonite serve` prepares a fresh one when unset. None: single-process metrics.
+    metrics_dir: Path | None = None
+    # One log line per request (logger `tectonite.access`).
+    access_log: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +59,9 @@ class Settings:
             log_level=_choice(env, "LOG_LEVEL", defaults.log_level, LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             secret=env.get("TECTONITE_SECRET") or None,
+            metrics=_switch(env, "TECTONITE_METRICS", defaults.metrics),
+            metrics_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR"),
+            access_log=_switch(env, "TECTONITE_ACCESS_LOG", defaults.access_log),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -103,3 +113,23 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+_ON = frozenset({"on", "true", "1", "yes"})
+_OFF = frozenset({"off", "false", "0", "no"})
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in _ON:
+        return True
+    if raw in _OFF:
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None

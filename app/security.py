@@ -22,6 +22,8 @@ from auth.verifier import Authenticator
 
 EXTENSION_KEY = "tectonite.authenticator"
 PRINCIPAL_ENVIRON_KEY = "tectonite.principal"
+# The workspace a request asked for (as named; the access log reports it).
+WORKSPACE_ENVIRON_KEY = "tectonite.workspace"
 CHANGE_TOPIC = "auth"
 
 # Every credential cache in this process (one per app; tests build many apps).
@@ -63,6 +65,7 @@ def authenticate() -> Principal:
 def require_permission(workspace_name: str, permission: str) -> Principal:
     """The principal, if it holds `permission` on `workspace_name`; otherwise 403."""
     principal = authenticate()
+    request.environ[WORKSPACE_ENVIRON_KEY] = workspace_name
     if not principal.allows(permission, workspace_name):
         raise PermissionDeniedError()
     return principal

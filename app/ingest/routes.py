@@ -39,6 +39,7 @@ from app.ingest.schemas import (
 from app.ingest.writer import TargetView, ValueRow, features_json, load_target_views, upsert_rows
 from app.jsonio import json_response, read_json_body
 from app.models import FeatureView, PushSource, Workspace
+from app.observability import note_ingest, note_target
 from app.online_store import entity_key
 from app.security import authenticate, require_permission
 from app.types import ValueTypeError, parse_type
@@ -72,6 +73,7 @@ def _ingest(*, camel_case: bool) -> Response:
     ).one_or_none()
     if workspace is None:
         raise NotFound(f"Workspace `{request.workspace}` not found.")
+    note_target(request.workspace, exists=True)
     if not workspace.live and not request.dry_run:
         raise NotFound(
             f"Workspace `{request.workspace}` is not a live workspace; the Stream Ingest API "
@@ -87,13 +89,16 @@ def _ingest(*, camel_case: bool) -> Response:
             plan.convert(index, record, now, rows, errors)
             if len(errors) >= MAX_RECORD_ERRORS:
                 break
+    received = sum(len(records) for records in request.records.values())
     if errors:
+        note_ingest(request.workspace, rejected=received)
         body = {"workspaceName": request.workspace, "recordErrors": errors[:MAX_RECORD_ERRORS]}
         return json_response(body, status=400)
 
     if not request.dry_run:
         upsert_rows(session, rows)
         session.commit()  # acknowledged only once durable and visible to every reader
+    note_ingest(request.workspace, **{"dry_run" if request.dry_run else "written": received})
     metrics = [
         {
             "featureViewName": view.name,

@@ -18,6 +18,7 @@ import psycopg
 from app import changes
 from app.db import get_database
 from app.errors import BadRequest
+from app.observability import note_transform_error
 from app.online_store import canonical_key_part, entity_key
 from app.repo.resolved import ResolvedService, StoreRead
 from app.repo.service import DEFINITIONS_TOPIC
@@ -271,12 +272,17 @@ def _assemble(
                 }
             )
         transform_started = time.perf_counter()
-        output = _run_transform(realtime, inputs)
+        try:
+            output = _run_transform(realtime, inputs)
+        except BadRequest:
+            note_transform_error(resolved.workspace)
+            raise
         transform_seconds += time.perf_counter() - transform_started
         for feature in realtime.features:
             try:
                 value = coerce_value(feature.type, output.get(feature.feature))
             except ValueTypeError as exc:
+                note_transform_error(resolved.workspace)
                 raise BadRequest(
                     f"TypeError: output {feature.feature!r}: {exc} "
                     f"(when evaluating UDF {realtime.view_name})"
