@@ -98,7 +98,8 @@ def _ingest(*, camel_case: bool) -> Response:
     if not request.dry_run:
         upsert_rows(session, rows)
         session.commit()  # acknowledged only once durable and visible to every reader
-    note_ingest(request.workspace, **{"dry_run" if request.dry_run else "written": received})
+    note_ingest(request.workspace, dry_run=received if request.dry_run else 0,
+                written=0 if request.dry_run else received)  # fmt: skip
     metrics = [
         {
             "featureViewName": view.name,

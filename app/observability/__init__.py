@@ -42,11 +42,13 @@ __all__ = [
 def init_app(app: Flask) -> None:
     settings: Settings = app.extensions["tectonite.settings"]
     request_ids.init_app(app)
-    recorder = metrics.init_app(app, settings.metrics_dir, endpoint=settings.metrics)
+    recorder = metrics.init_app(app, settings.metrics_dir) if settings.metrics else None
     database = app.extensions.get("tectonite.db")
-    if database is not None:
+    if recorder is not None and database is not None:
         recorder.watch_pool(database.engine)
     log_requests = settings.access_log
+    if recorder is None and not log_requests:
+        return
     perf_counter = time.perf_counter
 
     def started() -> None:
@@ -58,13 +60,14 @@ def init_app(app: Flask) -> None:
         rule = request.url_rule
         endpoint = rule.rule if rule is not None else UNMATCHED
         status = response.status_code
-        recorder.observe_request(
-            endpoint, environ.get(KNOWN_WORKSPACE, NO_WORKSPACE), status, seconds
-        )
-        if status == 401:
-            recorder.auth_failures.inc()
-        elif status == 429 and "WWW-Authenticate" in response.headers:
-            recorder.auth_throttled.inc()
+        if recorder is not None:
+            recorder.observe_request(
+                endpoint, environ.get(KNOWN_WORKSPACE, NO_WORKSPACE), status, seconds
+            )
+            if status == 401:
+                recorder.auth_failures.inc()
+            elif status == 429 and "WWW-Authenticate" in response.headers:
+                recorder.auth_throttled.inc()
         if log_requests:
             access_log.write(endpoint, status, seconds)
         return response

@@ -354,11 +354,10 @@ def metrics_endpoint() -> Response:
     return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, multiprocess_dir: Path | None, *, endpoint: bool) -> Metrics:
+def init_app(app: Flask, multiprocess_dir: Path | None) -> Metrics:
     metrics = Metrics(multiprocess_dir)
     app.extensions[EXTENSION_KEY] = metrics
-    if endpoint:
-        app.register_blueprint(bp)
+    app.register_blueprint(bp)
     return metrics
 
 
