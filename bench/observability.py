@@ -2,9 +2,10 @@
 
     python bench/observability.py            # 10,000 entities, 3 interleaved 10 s runs
 
-Starts two `tectonite serve` processes on one database, one with the defaults (metrics and the
-access log on) and one with TECTONITE_METRICS=off TECTONITE_ACCESS_LOG=off, and drives
-get-features at 8 connections against each in turn. Prints the medians and the ratio.
+Starts three `tectonite serve` processes on one database: everything off
+(TECTONITE_METRICS=off TECTONITE_ACCESS_LOG=off), metrics only, and the defaults (metrics and
+the access log on), and drives get-features at 8 connections against each in turn, rotating the
+order. Prints the medians and each one's cost against "off".
 """
 
 from __future__ import annotations
@@ -54,21 +55,22 @@ def main() -> None:
         single = bodies(work / "single.jsonl", lambda i: {"params": {
             "workspaceName": WORKSPACE, "featureServiceName": SERVICE,
             "joinKeyMap": {"customer_id": f"c{rng.randrange(args.entities)}"}}}, 20_000)  # fmt: skip
+        command = [sys.executable, "-m", "app.cli", "serve", "--port", "0"]
         servers = {
-            "on": Server([sys.executable, "-m", "app.cli", "serve", "--port", "0"], env),
-            "off": Server(
-                [sys.executable, "-m", "app.cli", "serve", "--port", "0"],
-                {**env, "TECTONITE_METRICS": "off", "TECTONITE_ACCESS_LOG": "off"},
-            ),
-        }
+            "off": Server(command, {**env, "TECTONITE_METRICS": "off",
+                                    "TECTONITE_ACCESS_LOG": "off"}),
+            "metrics": Server(command, {**env, "TECTONITE_ACCESS_LOG": "off"}),
+            "metrics + access log": Server(command, env),
+        }  # fmt: skip
         headers = {"Authorization": f"Tecton-key {consumer}"}
         path = "/api/v1/feature-service/get-features"
         try:
             for server in servers.values():
                 measure(wrk, server, path, single, args.connections, 3, headers)
-            runs: dict[str, list[dict]] = {"on": [], "off": []}
+            runs: dict[str, list[dict]] = {name: [] for name in servers}
+            names = list(servers)
             for repeat in range(args.repeats):
-                for name in ("off", "on") if repeat % 2 else ("on", "off"):
+                for name in names[repeat % 3 :] + names[: repeat % 3]:
                     result = measure(wrk, servers[name], path, single, args.connections,
                                      args.duration, headers)  # fmt: skip
                     runs[name].append(result)
@@ -79,13 +81,12 @@ def main() -> None:
     medians = {n: statistics.median(r["rps"] for r in rs) for n, rs in runs.items()}
     cpu = {n: statistics.median(r["cpu_ms_per_request"] for r in rs) for n, rs in runs.items()}
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
-    print("| Setting | req/s (median) | server CPU ms/req | runs |")
-    print("|---|---|---|---|")
-    for name in ("off", "on"):
+    print("| Setting | req/s (median) | server CPU ms/req | throughput vs off | runs |")
+    print("|---|---|---|---|---|")
+    for name in runs:
         each = ", ".join(f"{r['rps']:,.0f}" for r in runs[name])
-        print(f"| metrics + access log {name} | {medians[name]:,.0f} | {cpu[name]:.3f} | {each} |")
-    print(f"\nthroughput cost: {100 * (1 - medians['on'] / medians['off']):.1f} %; "
-          f"CPU per request: {100 * (cpu['on'] / cpu['off'] - 1):+.1f} %")  # fmt: skip
+        cost = 100 * (medians[name] / medians["off"] - 1)
+        print(f"| {name} | {medians[name]:,.0f} | {cpu[name]:.3f} | {cost:+.1f} % | {each} |")
 
 
 if __name__ == "__main__":
