@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import changes, db, jsonio, observability, openapi, security
+from app import changes, db, jsonio, observability, openapi, security, store
 from app.config import Settings
 from app.db import Database
 from app.errors import register_error_handlers
@@ -13,7 +13,13 @@ from app.migrate import head_revision
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
-    """The composition root: settings → logging → JSON → database → blueprints → errors."""
+    """The composition root: settings → logging → JSON → database, change feed and store →
+    features (each registers its blueprint and its own state) → errors.
+
+    Everything the app keeps between requests is created here, in `init_app`s, and stored in
+    `app.extensions` (see `app.extensions.Slot`): two apps share nothing but a `database` handed
+    to both, and the change feed of an app hears the commits made through its `database`.
+    """
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -22,22 +28,27 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     configure_logging(settings)
     jsonio.init_app(app)
-    db.init_app(app, database or Database.from_settings(settings))
+    database = database or Database.from_settings(settings)
+    db.init_app(app, database)
+    feed = changes.ChangeFeed()
+    database.change_feeds.add(feed)
+    changes.init_app(
+        app, feed, listen_on=settings.libpq_url if settings.listen_for_changes else None
+    )
+    store.init_app(
+        app, store.open_store(database, statement_timeout_ms=settings.request_timeout_ms)
+    )
     observability.init_app(app)
     openapi.init_app(app)
-    _register_blueprints(app)
+    _init_features(app)
     register_error_handlers(app)
     security.init_app(app)
-    if settings.listen_for_changes:
-        changes.start_listener(settings.libpq_url)
     return app
 
 
-def _register_blueprints(app: Flask) -> None:
-    from app.health import bp as health_bp
-    from app.ingest import bp as ingest_bp
-    from app.serving import bp as serving_bp
+def _init_features(app: Flask) -> None:
+    from app import health, ingest, serving
 
-    app.register_blueprint(health_bp)
-    app.register_blueprint(ingest_bp)
-    app.register_blueprint(serving_bp)
+    app.register_blueprint(health.bp)
+    ingest.init_app(app)
+    serving.init_app(app)

@@ -67,8 +67,8 @@ class Settings:
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (CLI flags, tests)."""
         if "database_url" in changes:
-            changes["database_url"] = _normalise_url(changes["database_url"])  # type: ignore[arg-type]
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+            changes["database_url"] = _normalise_url(changes["database_url"])  # type: ignore[arg-type]  # a URL or None, as the field
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # fields checked by replace()
 
     @property
     def sqlalchemy_url(self) -> str:

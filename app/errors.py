@@ -99,8 +99,8 @@ def register_error_handlers(app: Flask) -> None:
 def _handle_http_exception(exc: HTTPException) -> Response:
     error_class, message = _HTTP_EXCEPTIONS.get(exc.code or 500, (ApiError, "Internal error"))
     error = error_class(message)
-    if isinstance(error, MethodNotAllowed) and exc.valid_methods:  # type: ignore[attr-defined]
-        error.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    if isinstance(error, MethodNotAllowed) and exc.valid_methods:  # type: ignore[attr-defined]  # only MethodNotAllowed has it
+        error.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]  # only MethodNotAllowed has it
     return envelope(error)
 
 

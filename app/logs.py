@@ -39,7 +39,7 @@ def configure_logging(settings: Settings) -> None:
     for handler in [h for h in logger.handlers if getattr(h, "_tectonite", False)]:
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler._tectonite = True  # type: ignore[attr-defined]
+    handler._tectonite = True  # type: ignore[attr-defined]  # our marker on a stdlib handler
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

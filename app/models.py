@@ -1,4 +1,4 @@
-"""Domain tables: workspaces, their definitions, and the online store.
+"""Domain tables: workspaces and their definitions (the online store's are in `app.store`).
 
 Types are stored as text in the Tecton SDK's spelling (`Int64`, `Array(String)`,
 `Struct(a Int64, b String)`); `app.types` parses them.
@@ -7,10 +7,8 @@ Types are stored as text in the Tecton SDK's spelling (`Int64`, `Array(String)`,
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -25,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+import app.store.tables  # noqa: F401  (the store's tables complete this metadata)
 from app.db import Base
 
 
@@ -217,24 +216,3 @@ class FeatureServiceItem(Base):
     features: Mapped[list[str] | None] = mapped_column(JSONB)  # None: all of the view's features
     namespace: Mapped[str | None] = mapped_column(Text)  # None: the view's name
     join_key_map: Mapped[dict[str, str] | None] = mapped_column(JSONB)
-
-
-class OnlineValue(Base):
-    """The online store: per feature view and entity key, the newest row by event time.
-
-    `entity_key` is the JSON array of the view's join-key values as strings, in join-key order
-    (`["u1","m7"]`), under the "C" collation so a btree range scan serves prefix lookups for
-    partial keys. `features` holds one JSON object {feature name: value} already in wire
-    encoding (int64 as strings, whole floats without a fraction), stored as `json` text so a read
-    decodes it once and numbers keep their exact spelling. Serving a whole feature service for
-    one or ten entities is one indexed statement over the primary key.
-    """
-
-    __tablename__ = "online_values"
-
-    feature_view_id: Mapped[int] = mapped_column(
-        ForeignKey("feature_views.id", ondelete="CASCADE"), primary_key=True
-    )
-    entity_key: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
-    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    features: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -7,45 +7,37 @@ key without a grant gets the same 403 whether or not the workspace or service ex
 
 from __future__ import annotations
 
-import weakref
-
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 
 from app import changes
 from app.config import Settings
 from app.db import get_database
 from app.errors import PermissionDenied, TooManyRequests, Unauthenticated, envelope
-from auth.cache import CredentialCache
+from app.extensions import Slot
 from auth.errors import AuthenticationFailed, PermissionDeniedError, TooManyFailures
 from auth.permissions import Principal
 from auth.verifier import Authenticator
 
-EXTENSION_KEY = "tectonite.authenticator"
+AUTHENTICATOR = Slot[Authenticator]("tectonite.authenticator")
 PRINCIPAL_ENVIRON_KEY = "tectonite.principal"
 # The workspace a request asked for (as named; the access log reports it).
 WORKSPACE_ENVIRON_KEY = "tectonite.workspace"
-CHANGE_TOPIC = "auth"
-
-# Every credential cache in this process (one per app; tests build many apps).
-_caches: weakref.WeakSet[CredentialCache] = weakref.WeakSet()
 
 
 def init_app(app: Flask) -> None:
+    """The app's authenticator; its credential cache is dropped on every "auth" change."""
     settings: Settings = app.extensions["tectonite.settings"]
-    authenticator = Authenticator(
-        connect=lambda: get_database().read(), configured_secret=settings.secret
-    )
-    app.extensions[EXTENSION_KEY] = authenticator
-    _caches.add(authenticator.cache)
-    changes.subscribe(CHANGE_TOPIC, _invalidate_all_caches)
+    database = get_database(app)
+    authenticator = Authenticator(connect=database.read, configured_secret=settings.secret)
+    AUTHENTICATOR.register(app, authenticator)
+    changes.get_feed(app).subscribe(changes.AUTH_TOPIC, authenticator.cache.invalidate)
     app.register_error_handler(AuthenticationFailed, _unauthenticated)
     app.register_error_handler(PermissionDeniedError, _permission_denied)
     app.register_error_handler(TooManyFailures, _too_many_failures)
 
 
 def get_authenticator(app: Flask | None = None) -> Authenticator:
-    authenticator: Authenticator = (app or current_app).extensions[EXTENSION_KEY]
-    return authenticator
+    return AUTHENTICATOR.get(app)
 
 
 def authenticate() -> Principal:
@@ -56,7 +48,7 @@ def authenticate() -> Principal:
         principal = get_authenticator().authenticate(
             request.headers.get("Authorization"),
             request.remote_addr or "-",
-            use_cache=changes.caches_trustworthy(),
+            use_cache=changes.get_feed().trustworthy(),
         )
         request.environ[PRINCIPAL_ENVIRON_KEY] = principal
     return principal
@@ -69,11 +61,6 @@ def require_permission(workspace_name: str, permission: str) -> Principal:
     if not principal.allows(permission, workspace_name):
         raise PermissionDeniedError()
     return principal
-
-
-def _invalidate_all_caches(detail: str) -> None:
-    for cache in list(_caches):
-        cache.invalidate(detail)
 
 
 def _unauthenticated(_exc: AuthenticationFailed) -> Response:

@@ -49,9 +49,9 @@ class FeatureType:
     @property
     def spelling(self) -> str:
         if self.kind == "Array":
-            return f"Array({self.element.spelling})"  # type: ignore[union-attr]
+            return f"Array({self.element.spelling})"  # type: ignore[union-attr]  # set for this kind
         if self.kind == "Map":
-            return f"Map(String, {self.value.spelling})"  # type: ignore[union-attr]
+            return f"Map(String, {self.value.spelling})"  # type: ignore[union-attr]  # set for this kind
         if self.kind == "Struct":
             return "Struct(" + ", ".join(f"{n} {t.spelling}" for n, t in self.fields) + ")"
         return self.kind
@@ -59,12 +59,12 @@ class FeatureType:
     def data_type(self) -> dict[str, Any]:
         """The wire `dataType` object (Tecton's FeatureServerComplexDataType)."""
         if self.kind == "Array":
-            return {"type": "array", "elementType": self.element.data_type()}  # type: ignore[union-attr]
+            return {"type": "array", "elementType": self.element.data_type()}  # type: ignore[union-attr]  # set for this kind
         if self.kind == "Map":
             return {
                 "type": "map",
                 "keyType": {"type": "string"},
-                "valueType": self.value.data_type(),  # type: ignore[union-attr]
+                "valueType": self.value.data_type(),  # type: ignore[union-attr]  # set for this kind
             }
         if self.kind == "Struct":
             return {
@@ -191,9 +191,9 @@ def encode_value(feature_type: FeatureType, value: Any) -> Any:
         return format_timestamp(value) if isinstance(value, datetime) else value
     if kind == "Array":
         element = feature_type.element
-        return [encode_value(element, item) for item in value]  # type: ignore[arg-type]
+        return [encode_value(element, item) for item in value]  # type: ignore[arg-type]  # set for this kind
     if kind == "Map":
-        return {str(k): encode_value(feature_type.value, v) for k, v in value.items()}  # type: ignore[arg-type]
+        return {str(k): encode_value(feature_type.value, v) for k, v in value.items()}  # type: ignore[arg-type]  # set for this kind
     if kind == "Struct":
         if isinstance(value, dict):
             return [encode_value(t, value.get(n)) for n, t in feature_type.fields]
@@ -213,9 +213,9 @@ def decode_value(feature_type: FeatureType, value: Any) -> Any:
     if kind == "Timestamp":
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     if kind == "Array":
-        return [decode_value(feature_type.element, item) for item in value]  # type: ignore[arg-type]
+        return [decode_value(feature_type.element, item) for item in value]  # type: ignore[arg-type]  # set for this kind
     if kind == "Map":
-        return {k: decode_value(feature_type.value, v) for k, v in value.items()}  # type: ignore[arg-type]
+        return {k: decode_value(feature_type.value, v) for k, v in value.items()}  # type: ignore[arg-type]  # set for this kind
     if kind == "Struct":
         return {n: decode_value(t, v) for (n, t), v in zip(feature_type.fields, value, strict=True)}
     return value
@@ -248,7 +248,7 @@ def parse_timestamp(text: str) -> datetime:
     if _COMMON_TIMESTAMP.match(text):
         try:
             return datetime.fromisoformat(text).astimezone(UTC)
-        except ValueError as exc:  # e.g. month 13
+        except (ValueError, OverflowError) as exc:  # month 13; year 1 east of UTC
             raise ValueTypeError(f"invalid timestamp {text!r}: {exc}") from None
     match = _TIMESTAMP.match(text.strip())
     if not match:
@@ -264,7 +264,7 @@ def parse_timestamp(text: str) -> datetime:
         iso += zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
     try:
         return datetime.fromisoformat(iso).astimezone(UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ValueTypeError(f"invalid timestamp {text!r}: {exc}") from None
 
 
@@ -315,12 +315,12 @@ def coerce_value(feature_type: FeatureType, value: Any) -> Any:
     if kind == "Array":
         if not isinstance(value, list | tuple):
             raise ValueTypeError(f"expected an array, got {_json_kind(value)}")
-        return [_nested(feature_type.element, item, f"[{i}]") for i, item in enumerate(value)]  # type: ignore[arg-type]
+        return [_nested(feature_type.element, item, f"[{i}]") for i, item in enumerate(value)]  # type: ignore[arg-type]  # set for this kind
     if kind == "Map":
         if not isinstance(value, dict):
             raise ValueTypeError(f"expected an object (map), got {_json_kind(value)}")
         return {
-            _map_key(key): _nested(feature_type.value, item, f"[{key!r}]")  # type: ignore[arg-type]
+            _map_key(key): _nested(feature_type.value, item, f"[{key!r}]")  # type: ignore[arg-type]  # set for this kind
             for key, item in value.items()
         }
     if kind == "Struct":
@@ -356,6 +356,8 @@ def _nested(feature_type: FeatureType, value: Any, where: str) -> Any:
 def _map_key(key: Any) -> str:
     if not isinstance(key, str):
         raise ValueTypeError(f"map keys must be strings, got {_json_kind(key)}")
+    if "\x00" in key:
+        raise ValueTypeError("map keys may not contain NUL (\\u0000) characters")
     return key
 
 

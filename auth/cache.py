@@ -21,6 +21,14 @@ from auth.store import KeyRecord
 # A safety net only: invalidation normally arrives within milliseconds.
 MAX_AGE_SECONDS = 60.0
 MAX_ENTRIES = 10_000
+# An id missing from the list of known ids reloads the list at most this often.
+KNOWN_IDS_REFRESH_SECONDS = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class KnownIds:
+    ids: frozenset[str] | None  # None: not loaded since the last invalidation
+    stale: bool  # may be reloaded now
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,8 @@ class CredentialCache:
         self._entries: dict[str, CachedCredential] = {}
         self._generation = 0
         self._lock = threading.Lock()
+        self._known_ids: frozenset[str] | None = None
+        self._known_ids_loaded_at = 0.0
 
     @property
     def generation(self) -> int:
@@ -88,11 +98,24 @@ class CredentialCache:
             self._entries[key_id] = credential
             return True
 
+    def known_ids(self, now: float) -> KnownIds:
+        """The ids of every stored key as last loaded, and whether they may be reloaded now."""
+        ids = self._known_ids
+        stale = ids is None or now - self._known_ids_loaded_at >= KNOWN_IDS_REFRESH_SECONDS
+        return KnownIds(ids, stale)
+
+    def put_known_ids(self, ids: frozenset[str], now: float, generation: int) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self._known_ids = ids
+                self._known_ids_loaded_at = now
+
     def invalidate(self, _detail: str = "") -> None:
         """Forget everything (a key, account or role binding changed somewhere)."""
         with self._lock:
             self._generation += 1
             self._entries.clear()
+            self._known_ids = None
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -93,3 +93,17 @@ class RoleBinding(AuthBase):
     role: Mapped[str] = mapped_column(Text)
     workspace: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AuthFailure(AuthBase):
+    """Failed authentications per client address and fixed window, shared by every process.
+
+    UNLOGGED: a crash may forget recent failures, which only resets the throttle early.
+    """
+
+    __tablename__ = "auth_failures"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}  # noqa: RUF012  (SQLAlchemy's declaration)
+
+    client: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)

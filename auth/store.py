@@ -25,7 +25,7 @@ from auth.keys import (
     parse_key,
     secret_matches,
 )
-from auth.models import ROLES, ApiKey, AuthSecret, RoleBinding, ServiceAccount
+from auth.models import ROLES, ApiKey, AuthFailure, AuthSecret, RoleBinding, ServiceAccount
 from auth.permissions import ADMIN_ROLE
 
 Executor = Session | Connection
@@ -265,5 +265,60 @@ def touch_last_used(executor: Executor, key_id: str) -> None:
     )
 
 
+def load_key_ids(executor: Executor) -> frozenset[str]:
+    """The ids of every stored key (so that unknown ids are refused without a lookup)."""
+    return frozenset(executor.execute(select(ApiKey.id)).scalars())
+
+
+# --------------------------------------------------------------------------- failure throttle
+
+# Fixed windows per client, read as a sliding one: the failures of this window plus those of the
+# previous one weighted by how much of it still lies within the last `window` seconds. The answer
+# is that count and how many seconds this window still runs. PostgreSQL's clock, so every
+# instance agrees.
+_RECORD_FAILURE = text(
+    """
+    WITH bumped AS (
+        INSERT INTO auth_failures AS f (client, window_start, failures)
+        VALUES (
+            :client,
+            to_timestamp(floor(extract(epoch FROM clock_timestamp()) / :window) * :window),
+            1
+        )
+        ON CONFLICT (client, window_start) DO UPDATE SET failures = f.failures + 1
+        RETURNING f.failures, f.window_start
+    ), elapsed AS (
+        SELECT b.failures, b.window_start,
+            extract(epoch FROM clock_timestamp()) - extract(epoch FROM b.window_start) AS seconds
+        FROM bumped b
+    )
+    SELECT e.failures + coalesce(
+            (SELECT p.failures FROM auth_failures p
+             WHERE p.client = :client
+               AND p.window_start = e.window_start - make_interval(secs => :window)),
+            0) * greatest(0, 1 - e.seconds / :window),
+        :window - e.seconds
+    FROM elapsed e
+    """
+)
+
+
+def record_auth_failure(
+    executor: Executor, client: str, window_seconds: float
+) -> tuple[float, float]:
+    """Count one failed authentication of `client`: (recent failures, seconds this window runs)."""
+    row = executor.execute(_RECORD_FAILURE, {"client": client, "window": window_seconds}).one()
+    return float(row[0]), float(row[1])
+
+
+def delete_old_auth_failures(executor: Executor, window_seconds: float) -> None:
+    executor.execute(
+        delete(AuthFailure).where(
+            AuthFailure.window_start
+            < func.clock_timestamp() - text(f"interval '{2 * window_seconds} seconds'")
+        )
+    )
+
+
 def _deleted_any(session: Session, statement: object) -> bool:
-    return session.execute(statement).first() is not None  # type: ignore[call-overload]
+    return session.execute(statement).first() is not None  # type: ignore[call-overload]  # a DML statement built by the caller

@@ -1,9 +1,11 @@
 """Turning an `Authorization` header into a Principal, or a refusal. Framework-independent.
 
 Order: parse the header and the key offline (bad shape or checksum → 401, no I/O) → the
-per-process cache (hit: no database trip) → on a miss one SELECT of key, account and bindings →
-HMAC of the presented secret compared in constant time → account active, key not expired.
-Failures count towards the client's throttle (429 past the limit). Nothing here logs the key.
+per-process cache (hit: no database trip) → an id no stored key has is refused after a decoy
+HMAC, with no database trip either, so probing ids costs what a wrong secret costs and reveals
+nothing → on a miss one SELECT of key, account and bindings → HMAC of the presented secret
+compared in constant time → account active, key not expired. Failures count towards the
+client's throttle, shared by every process (429 past the limit). Nothing here logs the key.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from auth.keys import MalformedKey, hash_secret, parse_key, secret_matches
 from auth.permissions import Principal
 from auth.store import (
     LAST_USED_RESOLUTION_SECONDS,
+    load_key_ids,
     load_key_record,
     load_server_secret,
     touch_last_used,
 )
-from auth.throttle import FailureThrottle
+from auth.throttle import SharedFailureThrottle
 
 logger = logging.getLogger("tectonite.auth")
 
@@ -62,12 +65,12 @@ class Authenticator:
         connect: Connect,
         configured_secret: str | None,
         cache: CredentialCache | None = None,
-        throttle: FailureThrottle | None = None,
+        throttle: SharedFailureThrottle | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.connect = connect
         self.cache = cache or CredentialCache(clock=clock)
-        self.throttle = throttle or FailureThrottle(clock=clock)
+        self.throttle = throttle or SharedFailureThrottle(connect=connect, clock=clock)
         self.clock = clock
         self._server_secret = configured_secret.encode() if configured_secret else None
         self._use_recorded_at: dict[str, float] = {}
@@ -94,6 +97,9 @@ class Authenticator:
         except MalformedKey as exc:
             raise AuthenticationFailed(f"malformed key ({exc})") from None
         credential = self.cache.get(parsed.key_id) if use_cache else None
+        if credential is None and use_cache and not self._may_exist(parsed.key_id):
+            hash_secret(_DECOY_SERVER_SECRET, _DECOY_SECRET)
+            raise AuthenticationFailed(f"unknown key id {parsed.key_id}")
         if credential is None:
             credential = self._load(parsed.key_id, use_cache=use_cache)
         if self._server_secret is None or not secret_matches(
@@ -105,6 +111,21 @@ class Authenticator:
         if credential.expires_at is not None and credential.expires_at <= datetime.now(UTC):
             raise AuthenticationFailed(f"key id {parsed.key_id} has expired")
         return credential.principal
+
+    def _may_exist(self, key_id: str) -> bool:
+        """Whether a stored key has this id, from the cache's list of ids (reloaded at most every
+        KNOWN_IDS_REFRESH_SECONDS for an id it lacks, so a key created a moment ago, whose change
+        notification has not arrived yet, still works at once)."""
+        known = self.cache.known_ids(self.clock())
+        if known.ids is not None and key_id in known.ids:
+            return True
+        if not known.stale:
+            return False
+        generation = self.cache.generation
+        with self.connect() as connection:
+            ids = load_key_ids(connection)
+        self.cache.put_known_ids(ids, self.clock(), generation)
+        return key_id in ids
 
     def _load(self, key_id: str, *, use_cache: bool) -> CachedCredential:
         generation = self.cache.generation

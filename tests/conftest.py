@@ -25,7 +25,7 @@ from flask import Flask
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
-from app import changes, create_app, migrate
+from app import create_app, migrate
 from app.cli import CliContext, cli
 from app.config import Settings
 from app.db import Database
@@ -92,12 +92,7 @@ def engine_database(settings: Settings) -> Iterator[Database]:
 
 
 # --------------------------------------------------------------------------- per-test isolation
-
-
-@pytest.fixture(autouse=True)
-def _empty_process_caches() -> None:
-    """Per-process caches (definitions, keys) start empty: each test's data is rolled back."""
-    changes.dispatch_all()
+# Caches belong to the app (`create_app`), and each test builds its own: nothing to flush.
 
 
 @pytest.fixture

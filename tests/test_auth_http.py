@@ -1,16 +1,17 @@
 """Authentication and authorization over HTTP, in-process: every 401, 403 and 429 case."""
 
+import contextlib
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from app import security
+from app import create_app, security
 from app.models import FeatureService, Workspace
 from auth.keys import checksum
-from auth.throttle import FAILED_ATTEMPTS_LIMIT
+from auth.throttle import FAILED_ATTEMPTS_LIMIT, SharedFailureThrottle
 
 STATE_PATH = "/api/v1/feature-service/get-feature-service-state"
 UNAUTHENTICATED = {
@@ -340,7 +341,7 @@ def test_the_cache_is_bypassed_when_change_notifications_are_down(
 
     key = create_key(runner)
     assert state(client, key).status_code == 200
-    monkeypatch.setattr(changes, "caches_trustworthy", lambda: False)
+    monkeypatch.setattr(changes.get_feed(app), "trustworthy", lambda: False)
     authenticator = security.get_authenticator(app)
     authenticator.cache.invalidate()
     assert state(client, key).status_code == 200
@@ -376,3 +377,65 @@ def test_repeated_failures_are_throttled_without_affecting_valid_keys(client, ru
         environ_base={"REMOTE_ADDR": "10.0.0.9"},
     )
     assert_unauthenticated(response)
+
+
+def test_throttling_is_shared_by_every_process(app, client, settings, database, workspaces):
+    other_process = create_app(settings, database=database).test_client()
+    half = FAILED_ATTEMPTS_LIMIT // 2
+    for _ in range(half):
+        assert_unauthenticated(state(client, header="Tecton-key nope"))
+    for _ in range(FAILED_ATTEMPTS_LIMIT - half):
+        assert_unauthenticated(state(other_process, header="Tecton-key nope"))
+    assert state(client, header="Tecton-key nope").status_code == 429
+    assert state(other_process, header="Tecton-key nope").status_code == 429
+
+
+def test_a_flood_from_many_addresses_does_not_release_a_throttled_client(connection):
+    throttle = SharedFailureThrottle(
+        connect=lambda: contextlib.nullcontext(connection), limit=3, max_clients=4
+    )
+    assert [throttle.record_failure("attacker") for _ in range(3)] == [None, None, None]
+    assert throttle.record_failure("attacker") is not None
+    for index in range(50):
+        assert throttle.record_failure(f"10.1.{index}.1") is None
+        throttle.record_failure(f"10.1.{index}.1")
+    assert len(throttle._throttled) <= 4
+    assert throttle.record_failure("attacker") is not None
+
+
+def _statements_while(connection, action):
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(statement.split()[0] + " " + ("api_keys" if "api_keys" in statement else "-"))
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    return seen
+
+
+def test_an_unknown_key_id_costs_what_a_wrong_secret_costs(client, runner, connection, workspaces):
+    key = create_key(runner)
+    assert state(client, key).status_code == 200  # cached, as any key in use is
+    prefix, key_id, rest = key.split("_")
+    secret = rest[:43]
+    wrong_secret = ("A" if secret[0] != "A" else "B") + secret[1:]
+    unknown_id = ("0" if key_id[0] != "0" else "1") + key_id[1:]
+
+    def with_checksum(kid: str, sec: str) -> str:
+        return f"{prefix}_{kid}_{sec}{checksum(f'{prefix}_{kid}_{sec}')}"
+
+    assert_unauthenticated(state(client, header="Tecton-key nope"))  # the throttle's sweep ran
+    wrong = _statements_while(
+        connection,
+        lambda: assert_unauthenticated(state(client, with_checksum(key_id, wrong_secret))),
+    )
+    # The first unknown id may reload the list of known ids (at most every 0.25 s); the next
+    # ones must reach the database exactly as a wrong secret does (once, to count the failure).
+    assert_unauthenticated(state(client, with_checksum("f" * 32, secret)))
+    probe = with_checksum(unknown_id, secret)
+    unknown = _statements_while(connection, lambda: assert_unauthenticated(state(client, probe)))
+    assert wrong == unknown == ["WITH -"]  # the failure count only

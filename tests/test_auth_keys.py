@@ -215,3 +215,14 @@ def test_throttle_forgets_idle_clients_when_full():
     clock.now += 11
     throttle.record_failure("c")
     assert set(throttle._failures) == {"c"}
+
+
+def test_a_full_fallback_throttle_never_evicts_an_active_client():
+    clock = FakeClock()
+    throttle = FailureThrottle(limit=3, window_seconds=10, max_clients=2, clock=clock)
+    for _ in range(3):
+        throttle.record_failure("attacker")
+    throttle.record_failure("other")
+    for index in range(100):  # a flood from many addresses while the table is full
+        assert throttle.record_failure(f"10.0.{index}.1") is None
+    assert throttle.record_failure("attacker") == 10

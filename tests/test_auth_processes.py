@@ -2,6 +2,7 @@
 server within one second, and no key ever reaches a log."""
 
 import http.client
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from app.models import FeatureService, Workspace
+from auth.throttle import FAILED_ATTEMPTS_LIMIT
 from tests.conftest import start_server
 
 STATE_PATH = "/api/v1/feature-service/get-feature-service-state"
@@ -51,10 +53,18 @@ def workspaces(clean_database):
         session.commit()
 
 
+def loopback_client():
+    """A loopback source address of its own: failures counted for it throttle no other request
+    (the throttle is shared by every process, and these tests fail keys on purpose)."""
+    return (f"127.{random.randint(1, 250)}.{random.randint(0, 255)}.{random.randint(2, 250)}", 0)
+
+
 def post_state(base_url, key, workspace="ws_a", *, header=None):
     """One request on a new connection, so that any worker may take it; returns the status."""
     parts = urlsplit(base_url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=10, source_address=loopback_client()
+    )
     body = orjson.dumps(
         {"featureServiceLocator": {"featureServiceName": "fs", "workspaceName": workspace}}
     )
@@ -153,3 +163,25 @@ def test_keys_never_reach_the_logs(second_server, committed_runner, workspaces):
     assert "CANARY" not in logs
     assert secret_part[:20] not in logs
     assert key not in logs
+
+
+def test_failed_authentication_is_throttled_across_workers(server):
+    """Both workers count one client's failures together: the limit holds exactly."""
+    host, port = urlsplit(server.base_url).hostname, urlsplit(server.base_url).port
+    source = loopback_client()  # the one client whose failures are counted
+    statuses = []
+    for _ in range(FAILED_ATTEMPTS_LIMIT + 50):
+        connection = http.client.HTTPConnection(host, port, timeout=10, source_address=source)
+        connection.request(
+            "POST",
+            "/api/v1/feature-service/get-features",
+            body=b"{}",
+            headers={"Authorization": "Tecton-key tecto_nope"},
+        )
+        statuses.append(connection.getresponse().status)
+        connection.close()
+    first_throttled = statuses.index(429)
+    # Sliding window: a window boundary in the run may let at most one more failure through.
+    assert FAILED_ATTEMPTS_LIMIT <= first_throttled <= FAILED_ATTEMPTS_LIMIT + 1
+    assert set(statuses[:first_throttled]) == {401}
+    assert set(statuses[first_throttled:]) == {429}

@@ -10,7 +10,15 @@ from app import changes
 
 
 @pytest.fixture
-def received():
+def feed(database):
+    """A change feed told of the commits made through the test's `database` (as an app's is)."""
+    feed = changes.ChangeFeed()
+    database.change_feeds.add(feed)
+    return feed
+
+
+@pytest.fixture
+def received(feed):
     seen: list[str] = []
     arrived = threading.Event()
 
@@ -18,9 +26,8 @@ def received():
         seen.append(detail)
         arrived.set()
 
-    changes.subscribe("test-topic", on_change)
-    yield seen, arrived
-    changes._subscribers.pop("test-topic", None)
+    feed.subscribe("test-topic", on_change)
+    return seen, arrived
 
 
 def test_announce_dispatches_locally_only_after_commit(database, received):
@@ -41,10 +48,9 @@ def test_announce_is_not_dispatched_when_rolled_back(database, received):
     assert seen == []
 
 
-def test_listener_receives_a_commit_from_another_connection(settings, received):
+def test_listener_receives_a_commit_from_another_connection(settings, feed, received):
     seen, arrived = received
-    listener = changes.ChangeListener(settings.libpq_url)
-    listener.start()
+    listener = feed.start_listener(settings.libpq_url)
     try:
         assert listener.connected.wait(10)
         arrived.clear()  # connecting dispatched "everything changed" ("") to all subscribers
@@ -57,5 +63,29 @@ def test_listener_receives_a_commit_from_another_connection(settings, received):
         assert arrived.wait(5)
         assert "from-elsewhere" in seen
     finally:
-        listener.stop()
-        listener.join(5)
+        feed.stop_listener()
+
+
+def test_two_apps_share_no_subscribers_or_caches(settings, engine_database):
+    """State belongs to the app: a second app has its own feed, caches and authenticator."""
+    from app import create_app, security
+    from app.ingest import PLANS
+    from app.serving import SERVING
+    from app.store import STORE
+
+    first, second = create_app(settings, database=engine_database), create_app(settings)
+    try:
+        assert changes.get_feed(first) is not changes.get_feed(second)
+        for slot in (SERVING, PLANS, STORE, security.AUTHENTICATOR):
+            assert slot.get(first) is not slot.get(second)
+        services = SERVING.get(first).services
+        services.entries[("ws", "svc")] = None
+        changes.get_feed(second).dispatch(changes.DEFINITIONS_TOPIC, "ws")
+        assert ("ws", "svc") in services.entries  # the other app's change feed did not reach it
+        changes.get_feed(first).dispatch(changes.DEFINITIONS_TOPIC, "ws")
+        assert ("ws", "svc") not in services.entries
+    finally:
+        STORE.get(second).close()
+        from app.db import get_database
+
+        get_database(second).dispose()

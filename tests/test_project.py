@@ -31,3 +31,28 @@ def test_code_is_ruff_clean():
         ["ruff", "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stdout
+
+
+@pytest.mark.skipif(shutil.which("mypy") is None, reason="mypy is installed by the test extra")
+def test_code_passes_mypy_strict():
+    """`mypy --strict` over app/ and auth/ (configured in pyproject.toml)."""
+    check = subprocess.run(["mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_cli_modules_import_without_a_cycle():
+    """Each command module imports on its own in a fresh interpreter (the group loads lazily)."""
+    modules = ["app.ingest.cli", "app.repo.cli", "app.cli.keys", "app.cli.db", "app.cli.serve"]
+    for module in modules:
+        subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, check=True)
+
+
+def test_no_sql_on_the_store_tables_outside_the_store():
+    """Only app/store/ reads or writes online_values (the migrations create it)."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "app").rglob("*.py")
+        if "store" not in path.relative_to(ROOT / "app").parts[:1]
+        and ("online_values" in path.read_text() or "OnlineValue" in path.read_text())
+    ]
+    assert offenders == []

@@ -11,6 +11,7 @@ import orjson
 import psycopg
 import pytest
 
+from app import migrate
 from tests.conftest import start_server
 
 
@@ -23,7 +24,7 @@ def test_server_announces_its_url_and_is_ready(server):
     assert server.base_url.startswith("http://127.0.0.1:")
     assert get_json(f"{server.base_url}/readyz") == (
         200,
-        {"status": "ready", "schema_revision": "0001"},
+        {"status": "ready", "schema_revision": migrate.head_revision()},
     )
 
 

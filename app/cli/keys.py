@@ -30,7 +30,6 @@ KEY_NOT_FOUND = (
     "API key cannot be found. Ensure you have the correct API Key. "
     "The key's secret value is different from the key's ID."
 )
-CHANGE_TOPIC = "auth"
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -357,7 +356,7 @@ def _transaction(ctx: CliContext) -> Iterator[Session]:
     """One session and transaction; announces the auth change, then commits on success."""
     with ctx.database.session() as session:
         yield session
-        changes.announce(session, CHANGE_TOPIC)
+        changes.announce(session, changes.AUTH_TOPIC)
         session.commit()
 
 

@@ -10,18 +10,18 @@ import getpass
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app import changes
-from app.models import FeatureView, OnlineValue
-from app.online_store import entity_key
+from app.models import FeatureView
 from app.repo.loader import load_definitions
 from app.repo.plan import compute_plan
 from app.repo.service import apply_plan, create_workspace
 from app.repo.state import find_workspace, stored_definitions
+from app.store import ValueRow, entity_key, features_json, put_values
 from app.types import coerce_value, encode_value, parse_type
 from auth import store
 
@@ -30,7 +30,7 @@ SERVICE = "fraud_detection_feature_service"
 ACCOUNT_NAME = "tectonite-demo"
 DEFINITIONS = Path(__file__).with_name("features.yaml")
 EVENT_TIME = datetime(2026, 1, 1, tzinfo=UTC)
-VALUES = {
+VALUES: dict[str, dict[str, dict[str, Any]]] = {
     "user_transaction_amount_metrics": {
         "user_1": {"amt_mean_1d_10m": 58.35, "amt_sum_1d_10m": 842.86},
         "user_2": {"amt_mean_1d_10m": 120.5, "amt_sum_1d_10m": 241.0},
@@ -58,30 +58,20 @@ def prepare_demo(session: Session, configured_secret: str | None) -> Demo:
     plan = compute_plan(stored_definitions(session, workspace), desired)
     if not plan.empty:
         apply_plan(session, workspace, desired, plan)
-    for view_name, rows in VALUES.items():
+    rows: list[ValueRow] = []
+    for view_name, by_user in VALUES.items():
         view = session.scalars(
             select(FeatureView).where(
                 FeatureView.workspace_id == workspace.id, FeatureView.name == view_name
             )
         ).one()
         types = {f.name: parse_type(f.type) for f in view.features}
-        for user, values in rows.items():
+        for user, values in by_user.items():
             encoded = {
                 n: encode_value(types[n], coerce_value(types[n], v)) for n, v in values.items()
             }
-            statement = insert(OnlineValue).values(
-                feature_view_id=view.id,
-                entity_key=entity_key([user]),
-                event_time=EVENT_TIME,
-                features=encoded,
-            )
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[OnlineValue.feature_view_id, OnlineValue.entity_key],
-                    set_={"event_time": statement.excluded.event_time,
-                          "features": statement.excluded.features},
-                )
-            )  # fmt: skip
+            rows.append(ValueRow(view.id, entity_key([user]), EVENT_TIME, features_json(encoded)))
+    put_values(session, rows)  # last-write-wins: newer values ingested into the demo stay
     for account in store.list_service_accounts(session):
         if account.name == ACCOUNT_NAME:
             store.delete_service_account(session, account.id)
@@ -97,7 +87,7 @@ def prepare_demo(session: Session, configured_secret: str | None) -> Demo:
         created_by=getpass.getuser(),
     )
     store.assign_role(session, account.id, "consumer", WORKSPACE)
-    changes.announce(session, "auth")
+    changes.announce(session, changes.AUTH_TOPIC)
     return Demo(WORKSPACE, SERVICE, new_key.key)
 
 

@@ -3,7 +3,7 @@
 Rows are read one at a time (memory does not grow with the file), validated against the view
 (join keys, event timestamp, feature types), and streamed with psycopg's COPY into a temporary
 staging table; one set-based upsert then moves them into the online store with the same
-last-write-wins guard as the Stream Ingest API (`app.ingest.writer`). If any row is invalid the
+last-write-wins guard as the Stream Ingest API (`app.store.Staging`). If any row is invalid the
 rest of the file is still checked, so every bad line is reported, and nothing is written: the
 caller rolls the transaction back. Nothing here commits.
 
@@ -17,12 +17,10 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.ingest.schemas import (
@@ -33,8 +31,8 @@ from app.ingest.schemas import (
     native_converter,
     text_converter,
 )
-from app.ingest.writer import TargetView, upsert_from_staging
-from app.online_store import entity_key
+from app.ingest.service import TargetView
+from app.store import StagedRow, Staging, entity_key
 from app.types import FeatureType, ValueTypeError
 
 FORMATS = ("csv", "jsonl", "parquet")
@@ -46,15 +44,11 @@ _SUFFIXES = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-STAGING_TABLE = "tectonite_ingest_staging"
 MAX_REPORTED_ERRORS = 50
 PROGRESS_EVERY = 4096  # rows between progress callbacks
 
 # (rows read so far, units done, units in total or None) — units are bytes, or rows for Parquet.
 ProgressCallback = Callable[[int, int, int | None], None]
-
-# (line, entity key, event time, features JSON text)
-StagedRow = tuple[int, str, datetime, str]
 
 
 class BulkLoadError(Exception):
@@ -146,32 +140,23 @@ def load_file(
     errors = _Errors()
     rows = readers[file_format](path, columns, errors, progress or _no_progress)
 
-    connection = session.connection()
-    connection.execute(text("SET LOCAL work_mem = '64MB'"))
-    connection.execute(
-        text(
-            f'CREATE TEMP TABLE {STAGING_TABLE} (line bigint, entity_key text COLLATE "C",'
-            " event_time timestamptz, features text) ON COMMIT DROP"
-        )
-    )
-    raw = connection.connection.driver_connection
-    if raw is None:  # pragma: no cover (a checked-out connection always has one)
-        raise RuntimeError("no driver connection")
+    staging = Staging(session.connection())
     read = 0
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(
-            f"COPY {STAGING_TABLE} (line, entity_key, event_time, features) FROM STDIN"
-        ) as copy,
-    ):
+
+    def counted() -> Iterator[StagedRow]:
+        """Every row is read (to report every bad line); rows after the first error are not
+        staged, as nothing will be written."""
+        nonlocal read
         for row in rows:
             read += 1
             if not errors.count:
-                copy.write_row(row)
+                yield row
+
+    staging.copy(counted())
     if errors.count:
         raise BulkLoadError(errors.report())
-    written = upsert_from_staging(connection, STAGING_TABLE, view.id) if read else 0
-    connection.execute(text(f"DROP TABLE {STAGING_TABLE}"))
+    written = staging.merge(view.id) if read else 0
+    staging.drop()
     return LoadResult(read=read, written=written)
 
 
@@ -346,7 +331,7 @@ def _contains_map(kind: FeatureType) -> bool:
     if kind.kind == "Map":
         return True
     if kind.kind == "Array":
-        return _contains_map(kind.element)  # type: ignore[arg-type]
+        return _contains_map(kind.element)  # type: ignore[arg-type]  # set for this kind
     if kind.kind == "Struct":
         return any(_contains_map(t) for _, t in kind.fields)
     return False
@@ -360,10 +345,10 @@ def _arrow_maps(kind: FeatureType, value: Any) -> Any:
         if isinstance(value, list):
             value = dict(value)
         if isinstance(value, dict):
-            return {k: _arrow_maps(kind.value, v) for k, v in value.items()}  # type: ignore[arg-type]
+            return {k: _arrow_maps(kind.value, v) for k, v in value.items()}  # type: ignore[arg-type]  # set for this kind
         return value
     if kind.kind == "Array" and isinstance(value, list):
-        return [_arrow_maps(kind.element, v) for v in value]  # type: ignore[arg-type]
+        return [_arrow_maps(kind.element, v) for v in value]  # type: ignore[arg-type]  # set for this kind
     if kind.kind == "Struct" and isinstance(value, dict):
         types = dict(kind.fields)
         return {k: _arrow_maps(types[k], v) if k in types else v for k, v in value.items()}

@@ -17,13 +17,10 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import select
 
 from app.cli.context import CliContext, pass_context
 from app.ingest.bulk import FORMATS, BulkLoadError, ProgressCallback, detect_format, load_file
-from app.ingest.writer import load_target_views
-from app.models import FeatureView
-from app.repo.state import find_workspace
+from app.ingest.service import BulkTargetError, bulk_target
 
 PLAIN_PROGRESS_EVERY = 100_000  # rows between progress lines when stderr is not a terminal
 
@@ -65,23 +62,10 @@ def ingest(
             f"cannot tell the format of {file.name}; pass --format {'|'.join(FORMATS)}"
         )
     with ctx.database.session() as session:
-        stored_workspace = find_workspace(session, workspace)
-        if stored_workspace is None:
-            raise click.ClickException(f'workspace "{workspace}" does not exist')
-        view = session.scalars(
-            select(FeatureView).where(
-                FeatureView.workspace_id == stored_workspace.id, FeatureView.name == feature_view
-            )
-        ).one_or_none()
-        if view is None:
-            raise click.ClickException(
-                f'feature view "{feature_view}" does not exist in workspace "{workspace}"'
-            )
-        if view.kind == "realtime":
-            raise click.ClickException(
-                f'"{feature_view}" is a realtime feature view: it computes values, stores none'
-            )
-        target = load_target_views(session, workspace, [view])[0]
+        try:
+            target = bulk_target(session, workspace, feature_view)
+        except BulkTargetError as exc:
+            raise click.ClickException(str(exc)) from None
         started = time.perf_counter()
         with _progress(file.name) as progress:
             try:

@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
 
-from app.online_store import canonical_key_part
+from app.names import MAX_NAME_LENGTH, name_problem
+from app.store import canonical_key_part
 from app.types import (
     INT32_MAX,
     INT32_MIN,
@@ -89,8 +90,15 @@ def parse_request(body: Any, *, camel_case: bool) -> IngestRequest:
         data = _SCHEMA.load(body)
     except ValidationError as exc:
         raise RequestValidationError(
-            _first_message(exc.normalized_messages(), camel_case)
+            _first_message(exc.normalized_messages(), camel_case)  # type: ignore[no-untyped-call]  # marshmallow leaves it unannotated
         ) from None
+    workspace_field = "workspaceName" if camel_case else "workspace_name"
+    for name, field in [(data["workspace_name"], workspace_field)] + [
+        (source, f"records.{source[:MAX_NAME_LENGTH]}") for source in data["records"]
+    ]:
+        problem = name_problem(name)
+        if problem is not None:
+            raise RequestValidationError(f"Field `{field}` is invalid: the name {problem}")
     return IngestRequest(
         workspace=data["workspace_name"],
         dry_run=data["dry_run"],
@@ -288,7 +296,7 @@ def key_converter(key_type: str, *, text: bool) -> Converter:
         if text:
             if "\x00" in value:
                 raise ValueTypeError("strings may not contain NUL (\\u0000) characters")
-            return value  # type: ignore[no-any-return]
+            return value  # type: ignore[no-any-return]  # a str: text converters get CSV cells
         return canonical_key_part(key_type, coerce_value(_STRING, value))
 
     return convert

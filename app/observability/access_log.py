@@ -8,33 +8,51 @@ the line's JSON object (see `app.logs.JsonFormatter`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from flask import g, request
-
+from app.observability.request_ids import REQUEST_ID_ENVIRON_KEY
 from app.security import PRINCIPAL_ENVIRON_KEY, WORKSPACE_ENVIRON_KEY
 
 logger = logging.getLogger("tectonite.access")
+
+SERVICE_ENVIRON_KEY = "tectonite.service"
 
 _TEXT = (
     "%(method)s %(path)s %(status)s %(duration_ms).2fms request_id=%(request_id)s "
     "endpoint=%(endpoint)s workspace=%(workspace)s service=%(service)s key_id=%(key_id)s"
 )
 
+Writer = Callable[[dict[str, Any], str, int, float], None]
 
-def write(endpoint: str, status: int, seconds: float) -> None:
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    environ = request.environ
-    principal = environ.get(PRINCIPAL_ENVIRON_KEY)
-    fields = {
-        "request_id": g.get("request_id"),
-        "method": request.method,
-        "path": request.path,
-        "endpoint": endpoint,
-        "workspace": environ.get(WORKSPACE_ENVIRON_KEY),
-        "service": environ.get("tectonite.service"),
-        "status": status,
-        "duration_ms": round(seconds * 1000, 3),
-        "key_id": principal.key_id if principal is not None else None,
-    }
-    logger.info(_TEXT, fields, extra={"fields": fields})
+
+def writer() -> Writer:
+    """`write(environ, endpoint, status, seconds)`: log one request's line."""
+
+    def write(environ: dict[str, Any], endpoint: str, status: int, seconds: float) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        principal = environ.get(PRINCIPAL_ENVIRON_KEY)
+        fields = {
+            "request_id": environ.get(REQUEST_ID_ENVIRON_KEY),
+            "method": environ.get("REQUEST_METHOD"),
+            "path": _path(environ),
+            "endpoint": endpoint,
+            "workspace": environ.get(WORKSPACE_ENVIRON_KEY),
+            "service": environ.get(SERVICE_ENVIRON_KEY),
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "key_id": principal.key_id if principal is not None else None,
+        }
+        logger.info(_TEXT, fields, extra={"fields": fields})
+
+    return write
+
+
+def _path(environ: dict[str, Any]) -> str:
+    """The request path as the client sent it (WSGI hands it over as latin-1)."""
+    raw: str = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    try:
+        return raw.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return raw

@@ -18,13 +18,12 @@ import os
 import re
 import shutil
 import time
-import weakref
 from collections import Counter as Tally
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, current_app
+from flask import Blueprint, Flask, Response, current_app, has_app_context
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -37,21 +36,18 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
-from app import changes
-from app.repo.service import DEFINITIONS_TOPIC
+from app.changes import DEFINITIONS_TOPIC, HEARTBEAT_TOPIC, ChangeFeed
+from app.db import DATABASE
+from app.extensions import Slot
 
 if TYPE_CHECKING:
-    from app.repo.resolved import ResolvedService
-    from app.serving.engine import Served
-    from app.serving.params import FeaturesRequest
+    from app.serving.assembly import Served
+    from app.serving.model import ResolvedService
 
-EXTENSION_KEY = "tectonite.metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the name prometheus-client itself reads
-# Topic the change listener dispatches on every wake-up (about once a second).
-HEARTBEAT_TOPIC = changes.HEARTBEAT_TOPIC
 NO_WORKSPACE = ""  # label value when the request named no existing workspace
 UNMATCHED = "unmatched"  # endpoint label of every path no route matches
 
@@ -192,7 +188,19 @@ class Metrics:
         self._status_children: dict[tuple[str, str], Any] = {}
         self._cache_children: dict[tuple[str, str], Any] = {}
         self.definitions_refreshed.set(time.time())
-        _live.add(self)
+
+    def listen_to(self, feed: ChangeFeed) -> None:
+        """Track the definitions' and the change feed's freshness from the app's feed."""
+        feed.subscribe(DEFINITIONS_TOPIC, self._definitions_changed)
+        feed.subscribe(HEARTBEAT_TOPIC, self._change_feed_heard)
+        if feed.listener is not None:
+            self.change_feed_heard.set(time.time())  # its age counts from start-up
+
+    def _definitions_changed(self, _workspace: str) -> None:
+        self.definitions_refreshed.set(time.time())
+
+    def _change_feed_heard(self, _detail: str) -> None:
+        self.change_feed_heard.set(time.time())
 
     # ------------------------------------------------------------------ recording
 
@@ -209,9 +217,7 @@ class Metrics:
             latency = self._latency_children[endpoint] = self.request_seconds.labels(endpoint)
         latency.observe(seconds)
 
-    def observe_served(
-        self, resolved: ResolvedService, request: FeaturesRequest, served: Served
-    ) -> None:
+    def observe_served(self, resolved: ResolvedService, served: Served) -> None:
         """Statuses, cache lookups and the store read of one serving request."""
         workspace = resolved.workspace
         if served.store_seconds:
@@ -221,21 +227,10 @@ class Metrics:
             tally.update(row.statuses)
         for status, count in tally.items():
             self._status_child(workspace, status).inc(count)
-        if resolved.enable_online_caching and request.options.read_from_cache:
-            hits = misses = 0
-            offset = sum(len(r.features) for r in resolved.realtime)  # realtime come first
-            for view in resolved.views:
-                if view.cache_max_age_seconds and view.features:
-                    for row in served.rows:
-                        if row.statuses[offset].startswith("CACHED_"):
-                            hits += 1
-                        else:
-                            misses += 1
-                offset += len(view.features)
-            if hits:
-                self._cache_child(workspace, "hit").inc(hits)
-            if misses:
-                self._cache_child(workspace, "miss").inc(misses)
+        if served.cache_hits:
+            self._cache_child(workspace, "hit").inc(served.cache_hits)
+        if served.cache_misses:
+            self._cache_child(workspace, "miss").inc(served.cache_misses)
 
     def _status_child(self, workspace: str, status: str) -> Any:
         child = self._status_children.get((workspace, status))
@@ -252,15 +247,6 @@ class Metrics:
                 workspace, result
             )
         return child
-
-    def watch_pool(self, engine: Engine) -> None:
-        """Keep `tectonite_db_pool_connections_in_use` current from the pool's own events."""
-        pool = engine.pool
-        if pool not in _pool_gauges:
-            listener = _pool_listener(weakref.ref(pool))
-            event.listen(pool, "checkout", listener)
-            event.listen(pool, "checkin", listener)
-        _pool_gauges[pool] = self.pool_in_use  # tests build many apps on one engine: last wins
 
     # ------------------------------------------------------------------ exposition
 
@@ -284,8 +270,10 @@ class _WithAges(Collector):
         for family in self._collect():
             yield family
             age = _AGE_OF.get(family.name)
-            if age is not None and family.samples:
-                oldest = min(sample.value for sample in family.samples)
+            if age is None or not family.samples:
+                continue
+            oldest = min(sample.value for sample in family.samples)
+            if oldest > 0:  # 0: never set (no process listens for changes)
                 yield GaugeMetricFamily(age[0], age[1], value=max(0.0, now - oldest))
 
 
@@ -313,36 +301,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
-# Process-wide hooks (pool events, change notifications) reach every live app's metrics.
-_live: weakref.WeakSet[Metrics] = weakref.WeakSet()
-_pool_gauges: weakref.WeakKeyDictionary[Pool, Gauge] = weakref.WeakKeyDictionary()
+def _pool_changed(*_args: Any) -> None:
+    """A pool connection was checked out or in: the current app's gauge follows its pool.
+
+    One listener on the `Pool` class (registered once) rather than one per app: tests build
+    hundreds of apps on one engine. Checkouts outside an app (the CLI) are not counted.
+    """
+    if not has_app_context():
+        return
+    observed = find_metrics()
+    checked_out = getattr(DATABASE.get().engine.pool, "checkedout", None)  # a QueuePool's
+    if observed is not None and checked_out is not None:
+        observed.pool_in_use.set(checked_out())
 
 
-def _pool_listener(pool_ref: weakref.ref[Pool]) -> Any:
-    def changed(*_args: Any) -> None:
-        pool = pool_ref()
-        gauge = _pool_gauges.get(pool) if pool is not None else None
-        checked_out = getattr(pool, "checkedout", None)
-        if gauge is not None and checked_out is not None:
-            gauge.set(checked_out())
+def _watch_pools() -> None:
+    for name in ("checkout", "checkin"):
+        if not event.contains(Pool, name, _pool_changed):
+            event.listen(Pool, name, _pool_changed)
 
-    return changed
-
-
-def _definitions_changed(_workspace: str) -> None:
-    now = time.time()
-    for metrics in list(_live):
-        metrics.definitions_refreshed.set(now)
-
-
-def _change_feed_heard(_detail: str) -> None:
-    now = time.time()
-    for metrics in list(_live):
-        metrics.change_feed_heard.set(now)
-
-
-changes.subscribe(DEFINITIONS_TOPIC, _definitions_changed)
-changes.subscribe(HEARTBEAT_TOPIC, _change_feed_heard)
 
 bp = Blueprint("metrics", __name__)
 
@@ -350,17 +327,22 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics_endpoint() -> Response:
     """Prometheus scrape target; unauthenticated (turn it off with TECTONITE_METRICS=off)."""
-    metrics: Metrics = current_app.extensions[EXTENSION_KEY]
-    return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+    return Response(METRICS.get().exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, multiprocess_dir: Path | None) -> Metrics:
-    metrics = Metrics(multiprocess_dir)
-    app.extensions[EXTENSION_KEY] = metrics
+METRICS = Slot[Metrics]("tectonite.metrics")
+
+
+def find_metrics(app: Flask | None = None) -> Metrics | None:
+    """The app's metrics; None with TECTONITE_METRICS=off."""
+    found: Metrics | None = (app or current_app).extensions.get(METRICS.key)
+    return found
+
+
+def init_app(app: Flask, feed: ChangeFeed, multiprocess_dir: Path | None) -> Metrics:
+    """The app's metrics (fed by its change feed and its database pool) and `GET /metrics`."""
+    metrics = METRICS.register(app, Metrics(multiprocess_dir))
+    metrics.listen_to(feed)
+    _watch_pools()
     app.register_blueprint(bp)
-    return metrics
-
-
-def get_metrics(app: Flask | None = None) -> Metrics | None:
-    metrics: Metrics | None = (app or current_app).extensions.get(EXTENSION_KEY)
     return metrics

@@ -2,40 +2,55 @@
 
 from __future__ import annotations
 
+import threading
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app
+from flask import Blueprint, Flask, Response
 
+from app.config import Settings
+from app.extensions import Slot
 from app.jsonio import JSON_MIMETYPE
-
-EXTENSION_KEY = "tectonite.openapi"
 
 bp = Blueprint("openapi", __name__)
 
 
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
+class ApiDocument:
+    """The app's document, built on first use (a few milliseconds) and kept for its lifetime."""
 
+    def __init__(self, *, emulator: bool) -> None:
+        self.emulator = emulator
+        self._body: bytes | None = None
+        self._lock = threading.Lock()
 
-def get_document(app: Flask | None = None) -> dict[str, Any]:
-    """The app's document, built on first use and kept for the app's lifetime."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    cached: dict[str, Any] | None = app.extensions.get(EXTENSION_KEY)
-    if cached is None:
+    def body(self) -> bytes:
+        """The document as JSON."""
+        if self._body is None:
+            with self._lock:
+                if self._body is None:
+                    self._body = orjson.dumps(self.document())
+        return self._body
+
+    def document(self) -> dict[str, Any]:
         from app.openapi.document import build_document
 
-        settings = app.extensions["tectonite.settings"]
-        emulator = getattr(settings, "emulator_api", True)  # TECTONITE_EMULATOR_API (issue 13)
-        cached = app.extensions[EXTENSION_KEY] = build_document(_version(), emulator=emulator)
-    return cached
+        return build_document(_version(), emulator=self.emulator)
+
+
+DOCUMENT = Slot[ApiDocument]("tectonite.openapi")
+
+
+def init_app(app: Flask) -> None:
+    settings: Settings = app.extensions["tectonite.settings"]
+    emulator = getattr(settings, "emulator_api", True)  # TECTONITE_EMULATOR_API (issue 13)
+    DOCUMENT.register(app, ApiDocument(emulator=bool(emulator)))
+    app.register_blueprint(bp)
 
 
 @bp.get("/api/openapi.json")
 def openapi_json() -> Response:
-    body = orjson.dumps(get_document())
-    return Response(body, mimetype=JSON_MIMETYPE)
+    return Response(DOCUMENT.get().body(), mimetype=JSON_MIMETYPE)
 
 
 def _version() -> str:

@@ -6,18 +6,21 @@ from pathlib import Path
 
 import click
 import orjson
+from sqlalchemy.orm import Session
 
 from app.cli.context import CliContext, pass_context
+from app.repo.definitions import Definitions
 from app.repo.loader import DefinitionsError, load_definitions
-from app.repo.plan import Plan, compute_plan
+from app.repo.plan import Plan
 from app.repo.service import (
+    PlannedApply,
     WorkspaceError,
     apply_plan,
     create_workspace,
     delete_workspace,
     list_workspaces,
+    plan_apply,
 )
-from app.repo.state import find_workspace, stored_definitions
 
 
 @click.group()
@@ -46,13 +49,14 @@ def workspace_create(ctx: CliContext, name: str, live: bool) -> None:
 def workspace_list(ctx: CliContext, as_json: bool) -> None:
     """List workspaces."""
     with ctx.database.session() as session:
-        rows = [{"name": w.name, "live": w.live} for w in list_workspaces(session)]
+        workspaces = list_workspaces(session)
     if as_json:
+        rows = [{"name": w.name, "live": w.live} for w in workspaces]
         click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
     for title, live in (("Live Workspaces", True), ("Development Workspaces", False)):
         click.echo(f"{title}:")
-        names = [r["name"] for r in rows if r["live"] is live]
+        names = [w.name for w in workspaces if w.live is live]
         for name in names:
             click.echo(f"  {name}")
         if not names:
@@ -80,24 +84,23 @@ def workspace_delete(ctx: CliContext, name: str, yes: bool) -> None:
     click.echo(f'Deleted workspace "{name}".')
 
 
-def _load_plan(ctx: CliContext, file: Path, workspace_name: str):  # type: ignore[no-untyped-def]
+def _definitions(file: Path) -> Definitions:
+    """The file's definitions, or the command's error listing every problem in it."""
     try:
-        desired = load_definitions(file)
+        return load_definitions(file)
     except DefinitionsError as exc:
         for error in exc.errors:
             click.echo(error, err=True)
         raise click.ClickException(
             f"{len(exc.errors)} error(s) in {file}; nothing was applied."
         ) from None
-    session = ctx.database.session()
-    target = find_workspace(session, workspace_name)
-    if target is None:
-        session.close()
-        raise click.ClickException(
-            f'Workspace "{workspace_name}" not found. '
-            f"Create it with `tectonite workspace create {workspace_name}`."
-        )
-    return session, target, desired, compute_plan(stored_definitions(session, target), desired)
+
+
+def _plan(session: Session, desired: Definitions, workspace_name: str) -> PlannedApply:
+    try:
+        return plan_apply(session, desired, workspace_name)
+    except WorkspaceError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 FILE_OPTION = click.option(
@@ -113,10 +116,11 @@ WORKSPACE_OPTION = click.option("--workspace", "-w", required=True, help="Target
 @pass_context
 def plan(ctx: CliContext, file: Path, workspace: str) -> None:
     """Show what `apply` would change; change nothing."""
-    session, _target, _desired, changes = _load_plan(ctx, file, workspace)
-    session.close()
+    desired = _definitions(file)
+    with ctx.database.session() as session:
+        planned = _plan(session, desired, workspace)
     click.echo(f'Using workspace "{workspace}"')
-    click.echo(changes.render())
+    click.echo(planned.plan.render())
 
 
 @click.command()
@@ -126,19 +130,20 @@ def plan(ctx: CliContext, file: Path, workspace: str) -> None:
 @pass_context
 def apply(ctx: CliContext, file: Path, workspace: str, yes: bool) -> None:
     """Make the workspace hold exactly what the file declares, in one transaction."""
-    session, target, desired, changes = _load_plan(ctx, file, workspace)
-    with session:
+    desired = _definitions(file)
+    with ctx.database.session() as session:
+        planned = _plan(session, desired, workspace)
         click.echo(f'Using workspace "{workspace}"')
-        click.echo(changes.render())
-        if changes.empty:
+        click.echo(planned.plan.render())
+        if planned.plan.empty:
             return
         if not yes:
             click.confirm(
                 f'Are you sure you want to apply this plan to: "{workspace}"?', abort=True
             )
-        apply_plan(session, target, desired, changes)
+        apply_plan(session, planned.workspace, planned.desired, planned.plan)
         session.commit()
-    click.echo(_summary(changes, workspace))
+    click.echo(_summary(planned.plan, workspace))
 
 
 def _summary(changes: Plan, workspace: str) -> str:

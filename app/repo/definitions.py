@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.aggregation import AggregationSpec
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -70,6 +73,8 @@ class FeatureViewDef:
     cache_max_age_seconds: int | None = None
     description: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # A stream view whose features are aggregates of its push source's events.
+    aggregation: AggregationSpec | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from app.aggregation import build_aggregation, is_aggregate_view
 from app.repo.definitions import (
     Definitions,
     EntityDef,
@@ -104,6 +105,15 @@ class FeatureViewSchema(_Strict):
                     raise ValidationError(str(exc), field_name=key) from None
 
 
+class AggregateFeatureViewSchema(FeatureViewSchema):
+    """A view whose features are aggregates; each feature is checked by the aggregation
+    package, so its errors can name the feature."""
+
+    aggregation_interval = fields.Raw(load_default=None)
+    stream_processing_mode = fields.String(load_default=None)
+    features = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1))
+
+
 class RequestSourceSchema(_Strict):
     request = fields.String(required=True, validate=NAME)
     schema = fields.List(fields.Nested(FieldSchema), required=True, validate=validate.Length(min=1))
@@ -154,6 +164,7 @@ SECTIONS = {
     "realtime_feature_views": ("realtime feature view", RealtimeViewSchema()),
     "feature_services": ("feature service", FeatureServiceSchema()),
 }
+_AGGREGATE_VIEW = AggregateFeatureViewSchema()
 _FILE_SCHEMA = FileSchema()
 _REQUEST_SOURCE = RequestSourceSchema()
 _SERVICE_ITEM = ServiceItemSchema()
@@ -231,8 +242,9 @@ class _Loader:
                 if not isinstance(item, dict):
                     self.error(kind, None, f"{section}[{index}]", "must be a mapping")
                     continue
+                aggregate = section == "feature_views" and is_aggregate_view(item)
                 try:
-                    data = schema.load(item)
+                    data = (_AGGREGATE_VIEW if aggregate else schema).load(item)
                 except ValidationError as exc:
                     for where, message in _flatten(exc.messages):
                         self.error(kind, label, where, message)
@@ -330,6 +342,8 @@ class _Loader:
         for index, entity in enumerate(item["entities"]):
             if entity not in out.entities:
                 self.error(kind_label, name, f"entities[{index}]", f"unknown entity {entity!r}")
+        if "aggregation_interval" in item:  # loaded by AggregateFeatureViewSchema
+            return self._aggregate_view(item, out)
         features = self._features(kind_label, name, item["features"])
         join_keys = self.join_keys_of(item["entities"], out)
         for feature in features:
@@ -368,6 +382,54 @@ class _Loader:
             ),
             description=item["description"],
             tags=item["tags"],
+        )
+
+    def _aggregate_view(self, item: dict[str, Any], out: Definitions) -> FeatureViewDef | None:
+        """A stream view whose features aggregate its push source's events (SPEC §11)."""
+        name, kind_label = item["name"], "feature view"
+        source = out.push_sources.get(item["source"]) if item["source"] else None
+        if item["source"] is None:
+            self.error(kind_label, name, "source", "an aggregate view needs a push source")
+        elif source is None:
+            self.error(kind_label, name, "source", f"unknown push source {item['source']!r}")
+        if item["kind"] not in (None, "stream"):
+            self.error(kind_label, name, "kind", "an aggregate view must be a stream view")
+        if item["ttl"] is not None:
+            self.error(
+                kind_label, name, "ttl",
+                "aggregate views take no ttl; theirs is the aggregation interval + the longest "
+                "window + 7 days",
+            )  # fmt: skip
+        columns = {f.name: f.type for f in source.schema} if source else None
+        spec, declared, problems = build_aggregation(
+            item["aggregation_interval"], item["stream_processing_mode"], item["features"], columns
+        )
+        for where, message in problems:
+            self.error(kind_label, name, where, message)
+        features = [FeatureDef(f.name, f.type, f.description, f.tags) for f in declared]
+        join_keys = self.join_keys_of(item["entities"], out)
+        for feature in features:
+            if feature.name in join_keys:
+                self.error(
+                    kind_label, name, "features",
+                    f"{feature.name!r} is also a join key of the view's entities",
+                )  # fmt: skip
+        if source is not None:
+            self._check_source_columns(name, source, join_keys, [])
+        return FeatureViewDef(
+            name=name,
+            kind="stream",
+            entities=tuple(item["entities"]),
+            features=tuple(features),
+            source=item["source"],
+            ttl_seconds=None,
+            online=item["online"],
+            cache_max_age_seconds=(
+                parse_duration(item["cache_max_age"]) if item["cache_max_age"] else None
+            ),
+            description=item["description"],
+            tags=item["tags"],
+            aggregation=spec,
         )
 
     @staticmethod
@@ -482,7 +544,7 @@ class _Loader:
             if view is None and realtime is None:
                 self.error(kind_label, name, where, f"unknown feature view {ref.feature_view!r}")
                 continue
-            declared = [f.name for f in (view or realtime).features]  # type: ignore[union-attr]
+            declared = [f.name for f in (view or realtime).features]  # type: ignore[union-attr]  # one is set (checked above)
             for feature in ref.features or ():
                 if feature not in declared:
                     self.error(
@@ -503,7 +565,7 @@ class _Loader:
                 if view is not None
                 else [
                     out.feature_views[s.name]
-                    for s in realtime.sources  # type: ignore[union-attr]
+                    for s in realtime.sources  # type: ignore[union-attr]  # view is None here
                     if s.kind == "feature_view" and s.name in out.feature_views
                 ]
             )

@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass, fields
 from typing import Any
 
+from app.aggregation import AggregationSpec
 from app.repo.definitions import (
     Definitions,
     FeatureDef,
@@ -124,6 +125,8 @@ def _invalidates_values(old: Any, new: Any, stored: Definitions, desired: Defini
         return False
     if old.entities != new.entities:
         return True
+    if old.aggregation != new.aggregation:  # functions, windows, interval or mode: new tiles
+        return True
     old_types = {f.name: f.type for f in old.features}
     return any(f.name in old_types and old_types[f.name] != f.type for f in new.features)
 
@@ -154,6 +157,8 @@ def _field_changes(old: Any, new: Any) -> list[str]:
             )
             lines.append("transform source changed:")
             lines.extend(f"  {line}" for line in list(diff)[2:])
+        elif name == "aggregation":
+            lines.append(f"{label}{_aggregation(before)} -> {_aggregation(after)}")
         elif name == "features":
             lines.extend(_feature_changes(before, after))
         elif name in ("ttl_seconds", "cache_max_age_seconds"):
@@ -165,6 +170,10 @@ def _field_changes(old: Any, new: Any) -> list[str]:
         else:
             lines.append(f"{label}{_display(before)} -> {_display(after)}")
     return lines
+
+
+def _aggregation(spec: AggregationSpec | None) -> str:
+    return "(none)" if spec is None else spec.describe()
 
 
 def _feature_changes(before: tuple[FeatureDef, ...], after: tuple[FeatureDef, ...]) -> list[str]:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app import changes
+from app.aggregation import stored_spec_text
+from app.changes import DEFINITIONS_TOPIC
 from app.models import (
     Entity,
     EntityJoinKey,
@@ -14,17 +20,15 @@ from app.models import (
     FeatureServiceItem,
     FeatureView,
     FeatureViewEntity,
-    OnlineValue,
     PushSource,
     PushSourceField,
     RealtimeSource,
     Workspace,
 )
-from app.repo.definitions import Definitions
-from app.repo.plan import Plan
-from app.repo.state import find_workspace
-
-DEFINITIONS_TOPIC = "definitions"
+from app.repo.definitions import Definitions, FeatureDef
+from app.repo.plan import Plan, compute_plan
+from app.repo.state import find_workspace, stored_definitions
+from app.store import delete_values
 
 
 class WorkspaceError(Exception):
@@ -41,8 +45,40 @@ def create_workspace(session: Session, name: str, *, live: bool) -> Workspace:
     return workspace
 
 
-def list_workspaces(session: Session) -> list[Workspace]:
-    return list(session.scalars(select(Workspace).order_by(Workspace.name)))
+@dataclass(frozen=True, slots=True)
+class WorkspaceSummary:
+    name: str
+    live: bool
+
+
+def list_workspaces(session: Session) -> list[WorkspaceSummary]:
+    """Every workspace, by name."""
+    return [
+        WorkspaceSummary(w.name, w.live)
+        for w in session.scalars(select(Workspace).order_by(Workspace.name))
+    ]
+
+
+@dataclass(frozen=True)
+class PlannedApply:
+    """What `apply` would do to a workspace: the file's definitions and the plan to reach them."""
+
+    workspace: Workspace
+    desired: Definitions
+    plan: Plan
+
+
+def plan_apply(session: Session, desired: Definitions, workspace_name: str) -> PlannedApply:
+    """Plan `desired` against the workspace; WorkspaceError when it does not exist."""
+    workspace = find_workspace(session, workspace_name)
+    if workspace is None:
+        raise WorkspaceError(
+            f'Workspace "{workspace_name}" not found. '
+            f"Create it with `tectonite workspace create {workspace_name}`."
+        )
+    return PlannedApply(
+        workspace, desired, compute_plan(stored_definitions(session, workspace), desired)
+    )
 
 
 def delete_workspace(session: Session, name: str) -> None:
@@ -54,7 +90,7 @@ def delete_workspace(session: Session, name: str) -> None:
     view_ids = select(FeatureView.id).where(FeatureView.workspace_id == workspace.id)
     session.execute(delete(FeatureService).where(FeatureService.workspace_id == workspace.id))
     session.execute(delete(RealtimeSource).where(RealtimeSource.realtime_view_id.in_(view_ids)))
-    session.execute(delete(OnlineValue).where(OnlineValue.feature_view_id.in_(view_ids)))
+    delete_values(session, view_ids)
     session.execute(delete(FeatureView).where(FeatureView.workspace_id == workspace.id))
     session.delete(workspace)
     session.flush()
@@ -86,23 +122,19 @@ class _Applier:
         self.workspace = workspace
         self.desired = desired
 
-    def _find(self, model: type, name: str):  # type: ignore[no-untyped-def]
+    def _find(self, model: type[Any], name: str) -> Any:
         return self.session.scalars(
             select(model).where(model.workspace_id == self.workspace.id, model.name == name)
         ).one_or_none()
 
-    def _id(self, model: type, name: str) -> int:
+    def _id(self, model: type[Any], name: str) -> int:
         found = self._find(model, name)
         if found is None:  # the plan orders creates by dependency, so this is a bug
             raise LookupError(f"{model.__name__} {name} must exist before it is referenced")
         return int(found.id)
 
     def clear_values(self, view_name: str) -> None:
-        self.session.execute(
-            delete(OnlineValue).where(
-                OnlineValue.feature_view_id == self._id(FeatureView, view_name)
-            )
-        )
+        delete_values(self.session, [self._id(FeatureView, view_name)])
 
     def delete(self, kind: str, name: str) -> None:
         model = {
@@ -126,7 +158,7 @@ class _Applier:
         getattr(self, f"_upsert_{kind}")(name)
         self.session.flush()
 
-    def _row(self, model: type, name: str, **values: object):  # type: ignore[no-untyped-def]
+    def _row(self, model: type[Any], name: str, **values: object) -> Any:
         """The existing row updated with `values`, or a new one holding them; flushed."""
         row = self._find(model, name)
         if row is None:
@@ -137,7 +169,7 @@ class _Applier:
         self.session.flush()
         return row
 
-    def _replace(self, child: type, column: str, parent_id: int, rows: list) -> None:  # type: ignore[type-arg]
+    def _replace(self, child: type[Any], column: str, parent_id: int, rows: list[Any]) -> None:
         self.session.execute(delete(child).where(getattr(child, column) == parent_id))
         self.session.add_all(rows)
 
@@ -174,7 +206,7 @@ class _Applier:
         )
         self.session.expire(source, ["fields"])
 
-    def _features(self, view_id: int, features) -> list[Feature]:  # type: ignore[no-untyped-def]
+    def _features(self, view_id: int, features: Iterable[FeatureDef]) -> list[Feature]:
         return [
             Feature(
                 feature_view_id=view_id,
@@ -201,7 +233,8 @@ class _Applier:
             source_id=self._id(PushSource, definition.source) if definition.source else None,
             transform_file=None,
             transform_function=None,
-            transform_source=None,
+            # An aggregate view's spec (see app.aggregation.spec_from_stored_text).
+            transform_source=stored_spec_text(definition.aggregation),
         )
         self._replace(RealtimeSource, "realtime_view_id", view.id, [])  # was it realtime before?
         self._replace(
@@ -237,7 +270,7 @@ class _Applier:
         )
         # A view that was a regular one before keeps nothing of it: keys, links, stored values.
         self._replace(FeatureViewEntity, "feature_view_id", view.id, [])
-        self.session.execute(delete(OnlineValue).where(OnlineValue.feature_view_id == view.id))
+        delete_values(self.session, [view.id])
         self._replace(
             RealtimeSource,
             "realtime_view_id",

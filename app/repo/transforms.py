@@ -1,8 +1,8 @@
 """Realtime transforms: loaded from the user's file at apply time, run from the database later.
 
 `apply` stores the whole source file and the function name, so every server process can run the
-transform without the definitions file. `compiled_transform` compiles a stored source once per
-process and caches it by the hash of its text (its version).
+transform without the definitions file. A `TransformCache` (one per app) compiles a stored
+source once and keeps it by the hash of its text (its version).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def _compile(source: str, function: str, filename: str) -> Transform:
     target = module.__dict__.get(function)
     if not callable(target):
         raise TransformError(f"{filename} has no function {function!r}")
-    return target
+    transform: Transform = target
+    return transform
 
 
 def check_signature(function: Transform, source_count: int, label: str) -> None:
@@ -85,18 +86,21 @@ def load_transform(path: Path, function: str, source_count: int) -> LoadedTransf
     return LoadedTransform(compiled, source)
 
 
-_cache: dict[str, Transform] = {}
-_cache_lock = threading.Lock()
+class TransformCache:
+    """Stored transforms compiled once per version (the hash of their text); one per app."""
 
+    def __init__(self) -> None:
+        self._compiled: dict[str, Transform] = {}
+        self._lock = threading.Lock()
 
-def compiled_transform(source: str, function: str, label: str) -> Transform:
-    """The stored transform, compiled once per process per version."""
-    version = transform_version(source, function)
-    compiled = _cache.get(version)
-    if compiled is None:
-        with _cache_lock:
-            compiled = _cache.get(version)
-            if compiled is None:
-                compiled = _compile(source, function, f"<transform of {label}>")
-                _cache[version] = compiled
-    return compiled
+    def compiled(self, source: str, function: str, label: str) -> Transform:
+        """The stored transform, compiled on first use."""
+        version = transform_version(source, function)
+        compiled = self._compiled.get(version)
+        if compiled is None:
+            with self._lock:
+                compiled = self._compiled.get(version)
+                if compiled is None:
+                    compiled = _compile(source, function, f"<transform of {label}>")
+                    self._compiled[version] = compiled
+        return compiled

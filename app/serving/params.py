@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import BadRequest
+from app.names import name_problem
 
 DEFAULT_WORKSPACE = "prod"  # Tecton's default workspace; used when a request names none
 MAX_BATCH_SIZE = 10
@@ -153,7 +154,15 @@ def locator_of(
         workspace = get(params, "workspaceName") or DEFAULT_WORKSPACE
         if not isinstance(workspace, str):
             raise BadRequest("Invalid value for workspaceName: expected a string.")
-    return workspace, service
+    return checked_name(workspace, "workspaceName"), checked_name(service, "featureServiceName")
+
+
+def checked_name(name: str, field: str) -> str:
+    """`name`, unless it cannot name anything (400 before any lookup)."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise BadRequest(f"Invalid value for {field}: {problem}.")
+    return name
 
 
 def _row(raw: dict[str, Any]) -> Row:

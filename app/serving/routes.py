@@ -13,16 +13,25 @@ from typing import Any
 import orjson
 from flask import Response
 
-from app.db import get_database, get_session
+from app.db import get_session
 from app.errors import BadRequest, NotFound
 from app.jsonio import json_response, read_json_body
 from app.observability import note_served, note_target
-from app.online_store import entity_key_prefix
-from app.repo.resolved import ResolvedService, service_cache
 from app.security import authenticate, require_permission
 from app.serving import bp
-from app.serving.engine import batch_body, serve, single_body
-from app.serving.params import FeaturesRequest, Row, features_request, locator_of, params_of
+from app.serving.assembly import Served, serve
+from app.serving.bodies import batch_body, single_body
+from app.serving.cache import SERVING
+from app.serving.model import ResolvedService
+from app.serving.params import (
+    FeaturesRequest,
+    Row,
+    checked_name,
+    features_request,
+    locator_of,
+    params_of,
+)
+from app.store import OnlineStore, get_store
 from auth.permissions import READ_FEATURES, VIEW_METADATA
 
 V2 = "/v2/workspaces/<workspace>/feature-services/<service>"
@@ -37,7 +46,7 @@ def unable_to_query(service: str, workspace: str) -> NotFound:
 
 
 def servable_service(workspace: str, service: str) -> ResolvedService:
-    resolved = service_cache.get(get_session, workspace, service)
+    resolved = SERVING.get().services.get(get_session, workspace, service)
     if resolved is None or not resolved.servable:
         raise unable_to_query(service, workspace)
     note_target(workspace, service, exists=True)
@@ -50,8 +59,8 @@ def _features(batch: bool, workspace: str | None = None, service: str | None = N
     request = features_request(read_json_body(), batch=batch, workspace=workspace, service=service)
     require_permission(request.workspace, READ_FEATURES)
     resolved = servable_service(request.workspace, request.service)
-    served = serve(resolved, request)
-    note_served(resolved, request, served)
+    served = serve(resolved, request, SERVING.get(), get_store())
+    note_served(resolved, served)
     body = (batch_body if batch else single_body)(resolved, request, served, started)
     return json_response(body)
 
@@ -83,7 +92,7 @@ def get_features_batch_v2(workspace: str, service: str) -> Response:
 
 def _metadata(workspace: str, service: str) -> Response:
     require_permission(workspace, VIEW_METADATA)
-    resolved = service_cache.get(get_session, workspace, service)
+    resolved = SERVING.get().services.get(get_session, workspace, service)
     if resolved is None:
         raise NotFound(f"Unknown feature_service_name: {service} for workspace: {workspace}")
     if not resolved.servable:
@@ -113,15 +122,12 @@ def metadata() -> Response:
 @bp.get(f"{V2}/metadata")
 def metadata_v2(workspace: str, service: str) -> Response:
     authenticate()
-    return _metadata(workspace, service)
+    return _metadata(
+        checked_name(workspace, "workspaceName"), checked_name(service, "featureServiceName")
+    )
 
 
 # --------------------------------------------------------------------------- query-features
-
-PREFIX_QUERY = (
-    "SELECT DISTINCT entity_key FROM online_values "
-    "WHERE feature_view_id = %s AND entity_key LIKE %s LIMIT 1000"
-)
 
 
 @bp.post("/v1/feature-service/query-features")
@@ -137,15 +143,17 @@ def query_features() -> Response:
     for name in supplied:
         if name not in key_names:
             raise BadRequest(f"Unknown join key: {name}, expected one of: [{' '.join(key_names)}]")
-    candidates = _matching_entities(resolved, supplied)
+    store = get_store()
+    candidates = _matching_entities(store, resolved, supplied)
     rows = tuple(Row(keys, request.rows[0].request_context) for keys in candidates)
     results: list[dict[str, Any]] = []
+    served: Served | None = None
     if rows:
         batch = FeaturesRequest(
             request.workspace, request.service, rows, request.metadata, request.options, True
         )
-        served = serve(resolved, batch)
-        note_served(resolved, batch, served)
+        served = serve(resolved, batch, SERVING.get(), store)
+        note_served(resolved, served)
         for row, row_result in zip(rows, served.rows, strict=True):
             results.append(
                 {
@@ -155,7 +163,7 @@ def query_features() -> Response:
             )
     body: dict[str, Any] = {"results": results}
     if request.metadata.any:
-        single = single_body(resolved, request, served, started) if rows else {}
+        single = single_body(resolved, request, served, started) if served else {}
         metadata = dict(single.get("metadata", {}))
         metadata["joinKeys"] = [
             {"name": k.name, "dataType": k.data_type} for k in resolved.join_keys
@@ -168,26 +176,24 @@ def _wire_key(value: Any) -> Any:
     return None if value is None else str(value)
 
 
-def _matching_entities(resolved: ResolvedService, supplied: dict[str, Any]) -> list[dict[str, Any]]:
+def _matching_entities(
+    store: OnlineStore, resolved: ResolvedService, supplied: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Full join-key maps of stored entities whose keys start with the supplied ones."""
     if all(k.name in supplied for k in resolved.join_keys):
         return [dict(supplied)]
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
-    with get_database().read() as connection:
-        for read in resolved.reads:
-            leading = [n for n in read.key_names if n in supplied]
-            if read.key_names[: len(leading)] != tuple(leading) or len(leading) == len(
-                read.key_names
-            ):
-                continue  # this view is either fully keyed or not a prefix match
-            prefix = entity_key_prefix([str(supplied[n]) for n in leading])
-            like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            for (key,) in connection.exec_driver_sql(PREFIX_QUERY, (read.feature_view_id, like)):
-                full = dict(zip(read.key_names, orjson.loads(key), strict=True))
-                merged = {**supplied, **full}
-                marker = orjson.dumps(merged, option=orjson.OPT_SORT_KEYS).decode()
-                if marker not in seen:
-                    seen.add(marker)
-                    found.append(merged)
+    for read in resolved.reads:
+        leading = [n for n in read.key_names if n in supplied]
+        if read.key_names[: len(leading)] != tuple(leading) or len(leading) == len(read.key_names):
+            continue  # this view is either fully keyed or not a prefix match
+        leading_parts = [str(supplied[n]) for n in leading]
+        for parts in store.read_prefix(read.feature_view_id, leading_parts):
+            full = dict(zip(read.key_names, parts, strict=True))
+            merged = {**supplied, **full}
+            marker = orjson.dumps(merged, option=orjson.OPT_SORT_KEYS).decode()
+            if marker not in seen:
+                seen.add(marker)
+                found.append(merged)
     return [{k.name: m.get(k.name) for k in resolved.join_keys} for m in found]

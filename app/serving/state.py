@@ -14,6 +14,7 @@ from app.models import FeatureService, Workspace
 from app.observability import note_target
 from app.security import authenticate, require_permission
 from app.serving import bp
+from app.serving.params import checked_name
 from auth.permissions import READ_FEATURES
 
 
@@ -62,4 +63,4 @@ def _required_name(locator: Any, camel: str, snake: str) -> str:
     value = _field(locator, camel, snake)
     if not isinstance(value, str) or not value:
         raise BadRequest(f"featureServiceLocator.{camel} must be a non-empty string.")
-    return value
+    return checked_name(value, f"featureServiceLocator.{camel}")

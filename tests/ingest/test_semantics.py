@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from app.ingest.writer import ValueRow, features_json, upsert_rows
-from app.online_store import entity_key
+from app.store import ValueRow, entity_key, features_json, put_values
 from tests.conftest import pg_connect
 from tests.ingest import apply_definitions, create_key, stored, view_id
 
@@ -82,7 +81,7 @@ def test_concurrent_shuffled_replays_equal_one_ordered_replay(committed_ws, clea
     ordered = sorted(events, key=lambda e: e[1])
     with engine.begin() as connection:
         for row in rows_for(reference, ordered):
-            upsert_rows(connection, [row])
+            put_values(connection, [row])
 
     # Several writers, each on its own connection, shuffled duplicated batches, twice over.
     def run_writers(seed: int) -> None:
@@ -99,7 +98,7 @@ def test_concurrent_shuffled_replays_equal_one_ordered_replay(committed_ws, clea
                     start.wait()
                     for batch in batches[index::writers]:
                         with connection.begin():
-                            upsert_rows(connection, batch)
+                            put_values(connection, batch)
             except BaseException as exc:  # reported below, in the test's thread
                 failures.append(exc)
 

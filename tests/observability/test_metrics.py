@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import urllib.request
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -12,7 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from app.logs import JsonFormatter
+from tests.ingest import apply_definitions, create_key
+from tests.repo.helpers import MINIMAL, write_repo
 from tests.serving.conftest import SERVICE
+from tests.serving.helpers import put_values
+from tests.serving.test_caching import CACHED
 
 GET = "/api/v1/feature-service/get-features"
 BODY = {
@@ -85,11 +90,74 @@ def test_authentication_failures_are_counted(client):
     assert value(samples(scrape(client)), "tectonite_auth_failures_total") == 2
 
 
-def test_cache_hits_and_misses_are_counted(client, auth, runner, tmp_path):
-    # examples/fraud caches nothing: every lookup is neither a hit nor a miss.
-    assert client.post(GET, json=BODY, headers=auth).status_code == 200
+def test_cache_hits_and_misses_are_counted(client, runner, database, tmp_path):
+    runner.ok("workspace", "create", "c")
+    runner.ok("apply", "-f", str(write_repo(tmp_path, CACHED)), "--workspace", "c", "--yes")
+    put_values(database, "c", "user_stats", ["u1"], datetime(2026, 1, 1, tzinfo=UTC),
+               {"clicks": 1, "score": 0.5})  # fmt: skip
+    key = runner.ok("api-key", "create", "--description", "k", "--workspace", "c").stdout.strip()
+
+    def get(user_id, **request_options):
+        body = {"params": {"workspaceName": "c", "featureServiceName": "svc",
+                           "joinKeyMap": {"user_id": user_id},
+                           "requestOptions": request_options}}  # fmt: skip
+        response = client.post(GET, json=body, headers={"Authorization": f"Tecton-key {key}"})
+        assert response.status_code == 200
+
+    get("u1")  # miss, then stored
+    get("u1")  # hit
+    get("u1")  # hit
+    get("u2")  # miss (a missing entity is cached too, but not read from the cache yet)
+    get("u1", readFromCache=False)  # no lookup at all
     found = samples(scrape(client))
-    assert not any(k[0] == "tectonite_feature_cache_lookups_total" for k in found)
+    assert value(found, "tectonite_feature_cache_lookups_total", workspace="c", result="hit") == 2
+    assert value(found, "tectonite_feature_cache_lookups_total", workspace="c", result="miss") == 2
+    statuses = {"workspace": "c", "status": "CACHED_PRESENT"}
+    assert value(found, "tectonite_feature_statuses_total", **statuses) == 4  # 2 hits x 2 features
+
+
+def test_ingest_records_are_counted_by_outcome(client, runner, tmp_path):
+    apply_definitions(runner, tmp_path)
+    key = create_key(runner, "editor")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def ingest(records, dry_run=False):
+        body = {"workspace_name": "prod", "dry_run": dry_run,
+                "records": {"events": [{"record": r} for r in records]}}  # fmt: skip
+        return client.post("/ingest", json=body, headers={"Authorization": f"Tecton-key {key}"})
+
+    good = {"user_id": "u1", "merchant_id": "42", "amount": 1.5, "clicks": 3, "tags": [], "ts": now}
+    assert ingest([good, {**good, "user_id": "u2"}]).status_code == 200
+    assert ingest([good], dry_run=True).status_code == 200
+    assert ingest([good, {**good, "amount": "lots"}]).status_code == 400
+    found = samples(scrape(client))
+    for outcome, count in (("written", 2), ("dry_run", 1), ("rejected", 2)):
+        labels = {"workspace": "prod", "outcome": outcome}
+        assert value(found, "tectonite_ingest_records_total", **labels) == count, outcome
+
+
+def test_realtime_transform_errors_are_counted(client, runner, tmp_path):
+    runner.ok("workspace", "create", "rt")
+    text = MINIMAL.replace("features: [user_stats]", "features: [user_stats, boom]") + (
+        "realtime_feature_views:\n"
+        "  - name: boom\n"
+        "    sources: [{request: req, schema: [{name: x, type: Int64}]}]\n"
+        "    features: [{name: out, type: Int64}]\n"
+        "    transform: transforms.py:boom\n"
+    )
+    transforms = "def boom(req):\n    return {'out': 10 // req['x']}\n"
+    runner.ok(
+        "apply", "-f", str(write_repo(tmp_path, text, transforms)), "--workspace", "rt", "--yes"
+    )
+    key = runner.ok("api-key", "create", "--description", "k", "--workspace", "rt").stdout.strip()
+    for x in ("0", "5", "0"):
+        params = {"workspaceName": "rt", "featureServiceName": "svc",
+                  "joinKeyMap": {"user_id": "u"}, "requestContextMap": {"x": x}}  # fmt: skip
+        body = {"params": params}
+        response = client.post(GET, json=body, headers={"Authorization": f"Tecton-key {key}"})
+        assert response.status_code == (400 if x == "0" else 200)
+    found = samples(scrape(client))
+    assert value(found, "tectonite_realtime_transform_errors_total", workspace="rt") == 2
 
 
 def test_metrics_off_removes_the_endpoint(settings, database):

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Feature, FeatureService, FeatureView, OnlineValue, Workspace
+from app.models import Feature, FeatureService, FeatureView, Workspace
+from app.store.tables import OnlineValue
 from tests.repo.helpers import MINIMAL, copy_example, write_repo
 from tests.serving.helpers import put_values
 

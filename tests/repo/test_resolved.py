@@ -8,7 +8,9 @@ import threading
 import pytest
 
 from app import changes
-from app.repo.resolved import ServiceCache, resolve_service, service_cache
+from app.serving import SERVING
+from app.serving.cache import ServiceCache
+from app.serving.model import resolve_service
 from tests.repo.helpers import MINIMAL, copy_example, write_repo
 
 SERVICE = "fraud_detection_feature_service"
@@ -110,7 +112,8 @@ def test_unknown_service_and_non_servable_services(runner, tmp_path, database):
         assert resolve_service(session, "prod", "svc").servable is False
 
 
-def test_cache_is_invalidated_when_the_workspace_changes(runner, tmp_path, database):
+def test_cache_is_invalidated_when_the_workspace_changes(app, runner, tmp_path, database):
+    service_cache = SERVING.get(app).services
     runner.ok("workspace", "create", "prod")
     path = write_repo(tmp_path, MINIMAL)
     runner.ok("apply", "-f", str(path), "--workspace", "prod", "--yes")
@@ -131,16 +134,16 @@ def test_a_change_applied_by_another_process_reaches_this_one_within_a_second(
     settings, tmp_path, clean_database
 ):
     """`tectonite apply` runs as its own process; only LISTEN/NOTIFY can tell this one."""
-    cache = ServiceCache()
+    feed = changes.ChangeFeed()
+    cache = ServiceCache(feed)
     dropped = threading.Event()
 
     def on_change(detail: str) -> None:
         if detail == "prod":
             dropped.set()
 
-    changes.subscribe("definitions", on_change)
-    listener = changes.ChangeListener(settings.libpq_url)
-    listener.start()
+    feed.subscribe(changes.DEFINITIONS_TOPIC, on_change)
+    listener = feed.start_listener(settings.libpq_url)
     env = {**os.environ, "DATABASE_URL": settings.database_url}
     try:
         assert listener.connected.wait(10)
@@ -160,7 +163,4 @@ def test_a_change_applied_by_another_process_reaches_this_one_within_a_second(
         with clean_database.session() as session:
             assert cache.get(session, "prod", "svc").name == "svc"
     finally:
-        listener.stop()
-        listener.join(5)
-        for callback in (on_change, cache.invalidate):
-            changes._subscribers["definitions"].remove(callback)
+        feed.stop_listener()

@@ -1,21 +1,23 @@
 import pytest
 
-from app.repo.transforms import TransformError, check_signature, compiled_transform
+from app.repo.transforms import TransformCache, TransformError, check_signature
 
 SOURCE = "FACTOR = 2\n\ndef double(request):\n    return {'out': request['x'] * FACTOR}\n"
 
 
 def test_stored_source_is_compiled_once_per_version():
-    first = compiled_transform(SOURCE, "double", "v")
+    cache = TransformCache()
+    first = cache.compiled(SOURCE, "double", "v")
     assert first({"x": 21}) == {"out": 42}
-    assert compiled_transform(SOURCE, "double", "v") is first
-    changed = compiled_transform(SOURCE.replace("FACTOR = 2", "FACTOR = 3"), "double", "v")
+    assert cache.compiled(SOURCE, "double", "v") is first
+    assert TransformCache().compiled(SOURCE, "double", "v") is not first  # one cache per app
+    changed = cache.compiled(SOURCE.replace("FACTOR = 2", "FACTOR = 3"), "double", "v")
     assert changed is not first and changed({"x": 1}) == {"out": 3}
 
 
 def test_stored_source_with_a_syntax_error_is_reported():
     with pytest.raises(TransformError, match="SyntaxError"):
-        compiled_transform("def broken(:\n", "broken", "v")
+        TransformCache().compiled("def broken(:\n", "broken", "v")
 
 
 @pytest.mark.parametrize(

@@ -7,20 +7,22 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.models import FeatureView, OnlineValue, Workspace
-from app.online_store import entity_key
+from app import store
+from app.db import Database
+from app.models import FeatureView, Workspace
 from app.types import coerce_value, encode_value, parse_type
 
 
 def put_values(
-    database: Any,
+    database: Database,
     workspace: str,
     view_name: str,
     keys: list[str],
     event_time: datetime,
     values: dict[str, Any],
 ) -> None:
-    """Store one row as the writers do: coerced, wire-encoded, keyed by `entity_key`."""
+    """Store one row as the writers do: coerced, wire-encoded, keyed by `entity_key`, through
+    the store's last-write-wins upsert; committed."""
     with database.session() as session:
         view = session.scalars(
             select(FeatureView)
@@ -29,12 +31,8 @@ def put_values(
         ).one()
         types = {f.name: parse_type(f.type) for f in view.features}
         encoded = {n: encode_value(types[n], coerce_value(types[n], v)) for n, v in values.items()}
-        session.merge(
-            OnlineValue(
-                feature_view_id=view.id,
-                entity_key=entity_key(keys),
-                event_time=event_time,
-                features=encoded,
-            )
+        row = store.ValueRow(
+            view.id, store.entity_key(keys), event_time, store.features_json(encoded)
         )
+        store.put_values(session, [row])
         session.commit()

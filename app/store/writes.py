@@ -9,24 +9,22 @@ Semantics (SPEC §5), per (feature view, entity key):
   `ON CONFLICT DO UPDATE` may not touch one row twice in one statement.
 
 Rows are inserted in primary-key order, so concurrent writers lock rows in the same order and
-cannot deadlock on each other. Nothing here commits: callers (the ingest view, the CLI command)
-own the transaction.
+cannot deadlock on each other. Nothing here commits: callers (the ingest view, the CLI command,
+the demo) own the transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Select, delete, text
 from sqlalchemy.orm import Session
 
-from app.models import Entity, FeatureView
-from app.types import FeatureType, parse_type
+from app.store.tables import OnlineValue
 
 # The guard shared by both paths: an update only when the stored row is not newer.
 _ON_CONFLICT = """
@@ -47,6 +45,11 @@ SELECT v.feature_view_id, v.entity_key, v.event_time, v.features::json
     + _ON_CONFLICT
 )
 
+STAGING_TABLE = "tectonite_ingest_staging"
+
+# (line, entity key, event time, features JSON text): one row of a bulk load's staging table.
+StagedRow = tuple[int, str, datetime, str]
+
 
 @dataclass(frozen=True, slots=True)
 class ValueRow:
@@ -56,56 +59,6 @@ class ValueRow:
     entity_key: str
     event_time: datetime
     features: str
-
-
-@dataclass(frozen=True, slots=True)
-class TargetView:
-    """What a writer needs to know about one feature view: its keys, features and ttl."""
-
-    id: int
-    name: str
-    workspace: str
-    kind: str
-    join_keys: tuple[tuple[str, str], ...]  # (name, "String" | "Int64"), in key order
-    features: tuple[tuple[str, FeatureType], ...]
-    ttl_seconds: int | None
-
-    @property
-    def public_id(self) -> str:
-        """A stable 32-lowercase-hex id for `featureViewId`.
-
-        The BLAKE2b-128 digest of `<workspace>/<view>`: it survives re-applies and restarts, and
-        is the same on every server process, without storing anything extra.
-        """
-        name = f"{self.workspace}/{self.name}".encode()
-        return hashlib.blake2b(name, digest_size=16).hexdigest()
-
-
-def load_target_views(
-    session: Session, workspace: str, views: Sequence[FeatureView]
-) -> list[TargetView]:
-    """`TargetView`s for `views` (all of one workspace), with their entities' join keys."""
-    entity_ids = {link.entity_id for view in views for link in view.entities}
-    entities = {
-        entity.id: entity
-        for entity in session.scalars(select(Entity).where(Entity.id.in_(entity_ids)))
-    }
-    return [
-        TargetView(
-            id=view.id,
-            name=view.name,
-            workspace=workspace,
-            kind=view.kind,
-            join_keys=tuple(
-                (key.name, key.type)
-                for link in view.entities
-                for key in entities[link.entity_id].join_keys
-            ),
-            features=tuple((f.name, parse_type(f.type)) for f in view.features),
-            ttl_seconds=view.ttl_seconds,
-        )
-        for view in views
-    ]
 
 
 def features_json(values: dict[str, Any]) -> str:
@@ -118,13 +71,13 @@ def dedupe(rows: Iterable[ValueRow]) -> list[ValueRow]:
     newest: dict[tuple[int, str], ValueRow] = {}
     for row in rows:
         key = (row.feature_view_id, row.entity_key)
-        current = newest.get(key)
-        if current is None or current.event_time <= row.event_time:
+        kept = newest.get(key)
+        if kept is None or row.event_time >= kept.event_time:
             newest[key] = row
     return list(newest.values())
 
 
-def upsert_rows(connection: Connection | Session, rows: Iterable[ValueRow]) -> int:
+def put_values(connection: Connection | Session, rows: Iterable[ValueRow]) -> int:
     """Write `rows` with last-write-wins in one statement; return how many rows changed.
 
     Rows that lost to a newer stored row (or to a newer duplicate in `rows`) are not counted.
@@ -141,25 +94,62 @@ def upsert_rows(connection: Connection | Session, rows: Iterable[ValueRow]) -> i
             "features": [r.features for r in unique],
         },
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]  # DML results have a rowcount
 
 
-def upsert_from_staging(
-    connection: Connection | Session, staging_table: str, feature_view_id: int
-) -> int:
-    """Move a bulk load's staging table into the store in one set-based statement.
+class Staging:
+    """A bulk load's temporary table in the caller's transaction: rows are COPYed in, then
+    `merge` moves them into the store with the same guard as `put_values`.
 
-    The staging table has columns (line, entity_key, event_time, features); `DISTINCT ON`
-    keeps, per key, the newest event time and on ties the latest line. Returns rows changed.
+    Creating it creates the table; `drop()` (or the end of the transaction) removes it.
     """
-    statement = text(
-        f"""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        connection.execute(text("SET LOCAL work_mem = '64MB'"))
+        connection.execute(
+            text(
+                f'CREATE TEMP TABLE {STAGING_TABLE} (line bigint, entity_key text COLLATE "C",'
+                " event_time timestamptz, features text) ON COMMIT DROP"
+            )
+        )
+
+    def copy(self, rows: Iterable[StagedRow]) -> None:
+        """Stream `rows` into the staging table with COPY (memory does not grow with them)."""
+        raw = self.connection.connection.driver_connection
+        if raw is None:  # pragma: no cover (a checked-out connection always has one)
+            raise RuntimeError("no driver connection")
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(
+                f"COPY {STAGING_TABLE} (line, entity_key, event_time, features) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def merge(self, feature_view_id: int) -> int:
+        """Move the staged rows into the store in one set-based statement.
+
+        `DISTINCT ON` keeps, per key, the newest event time and on ties the latest line.
+        Returns the rows changed.
+        """
+        statement = text(
+            f"""
 INSERT INTO online_values (feature_view_id, entity_key, event_time, features)
 SELECT DISTINCT ON (s.entity_key) :feature_view_id, s.entity_key, s.event_time, s.features::json
-  FROM {staging_table} AS s
+  FROM {STAGING_TABLE} AS s
  ORDER BY s.entity_key, s.event_time DESC, s.line DESC
 """  # noqa: S608  (the table name is ours, never user input)
-        + _ON_CONFLICT
-    )
-    result = connection.execute(statement, {"feature_view_id": feature_view_id})
-    return int(result.rowcount)  # type: ignore[attr-defined]
+            + _ON_CONFLICT
+        )
+        result = self.connection.execute(statement, {"feature_view_id": feature_view_id})
+        return int(result.rowcount)
+
+    def drop(self) -> None:
+        self.connection.execute(text(f"DROP TABLE {STAGING_TABLE}"))
+
+
+def delete_values(session: Session, feature_view_ids: Sequence[int] | Select[Any]) -> None:
+    """Forget every stored row of the views (a view was deleted or changed destructively)."""
+    session.execute(delete(OnlineValue).where(OnlineValue.feature_view_id.in_(feature_view_ids)))

@@ -1,4 +1,4 @@
-"""The online store's key encoding, shared by every writer (ingest, bulk load) and the reader.
+"""The online store's key encoding, shared by every writer (ingest, bulk load, demo) and reader.
 
 A row is identified by (feature_view_id, entity_key). `entity_key` is the JSON array of the
 view's join-key values as strings, in the view's join-key order: `["user_1"]`,

@@ -1,9 +1,9 @@
 """A feature service resolved for serving: output names, types and order, join keys, request
 context keys, and the store reads and transforms that produce the values.
 
-`resolve_service` builds it from the stored definitions (a few queries); `ServiceCache` keeps
-it per process and drops a workspace's entries when its definitions change (`changes` topic
-"definitions"), so the serving path looks nothing up per request.
+`resolve_service` builds it from the stored definitions (a few queries); the app's
+`ServiceCache` (`app.serving.cache`) keeps it and drops a workspace's entries when its
+definitions change, so the serving path looks nothing up per request.
 
 Order (Tecton's): realtime views first, alphabetical by namespace, their features in declared
 order; then the other views alphabetical by namespace, their features alphabetical.
@@ -11,16 +11,13 @@ order; then the other views alphabetical by namespace, their features alphabetic
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import changes
 from app.models import Entity, FeatureService, FeatureView, Workspace
-from app.repo.service import DEFINITIONS_TOPIC
 from app.types import FeatureType, parse_type
 
 
@@ -63,10 +60,20 @@ class ViewOutput:
 
 
 @dataclass(frozen=True, slots=True)
-class RealtimeInput:
-    kind: str  # "request" | "read"
-    fields: tuple[NameAndType, ...] = ()  # request: the context keys it takes
-    read: int = -1  # read: index into ResolvedService.reads
+class RequestInput:
+    """A realtime view's request source: the request-context keys it takes."""
+
+    fields: tuple[NameAndType, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInput:
+    """A realtime view's feature-view source: the values of one store read."""
+
+    read: int  # index into ResolvedService.reads
+
+
+RealtimeInput = RequestInput | StoredInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,10 +218,10 @@ class _Builder:
                 )
                 for field in fields:
                     self.context_keys.setdefault(field.name, field)
-                inputs.append(RealtimeInput("request", fields=fields))
+                inputs.append(RequestInput(fields))
             else:
-                upstream = self.views[source.feature_view_id]  # type: ignore[index]
-                inputs.append(RealtimeInput("read", read=self._read(upstream, key_map)))
+                upstream = self.views[source.feature_view_id]  # type: ignore[index]  # a feature_view source always has one
+                inputs.append(StoredInput(self._read(upstream, key_map)))
         self.realtime.append(
             RealtimeOutput(
                 view_name=view.name,
@@ -225,34 +232,3 @@ class _Builder:
                 transform_function=view.transform_function or "",
             )
         )
-
-
-class ServiceCache(changes.WorkspaceCache):
-    """Resolved services per process, dropped when their workspace's definitions change."""
-
-    def __init__(self) -> None:
-        super().__init__(DEFINITIONS_TOPIC)
-
-    def get(
-        self, session: Session | Callable[[], Session], workspace: str, service: str
-    ) -> ResolvedService | None:
-        """The resolved service; `session` may be a factory, called only on a cache miss."""
-        key = (workspace, service)
-        if changes.caches_trustworthy():
-            try:
-                return self.entries[key]  # type: ignore[no-any-return]
-            except KeyError:
-                pass
-        generation = self.generation
-        if not isinstance(session, Session):
-            session = session()
-        resolved = resolve_service(session, workspace, service)
-        if changes.caches_trustworthy():
-            with self.lock:
-                if generation == self.generation:
-                    self.entries[key] = resolved
-        return resolved
-
-
-# One cache per process: the serving path and the tests share it.
-service_cache = ServiceCache()

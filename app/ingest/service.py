@@ -1,0 +1,260 @@
+"""What ingest needs from the definitions: the views a push source feeds (cached per app, per
+workspace version) and the target of a bulk load. Functions here only read; nothing commits."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.ingest.schemas import check_columns, event_time, key_converter, native_converter
+from app.models import Entity, FeatureView, PushSource, Workspace
+from app.repo.state import find_workspace
+from app.store import ValueRow, entity_key, features_json
+from app.types import FeatureType, ValueTypeError, parse_type
+
+TTL_MESSAGE = "timestamp value is outside of the serving TTL defined for Feature View {view}"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetView:
+    """What a writer needs to know about one feature view: its keys, features and ttl."""
+
+    id: int
+    name: str
+    workspace: str
+    join_keys: tuple[tuple[str, str], ...]  # (name, "String" | "Int64"), in key order
+    features: tuple[tuple[str, FeatureType], ...]
+    ttl_seconds: int | None
+
+    @property
+    def public_id(self) -> str:
+        """A stable 32-lowercase-hex id for `featureViewId`.
+
+        The BLAKE2b-128 digest of `<workspace>/<view>`: it survives re-applies and restarts, and
+        is the same on every server process, without storing anything extra.
+        """
+        name = f"{self.workspace}/{self.name}".encode()
+        return hashlib.blake2b(name, digest_size=16).hexdigest()
+
+
+def load_target_views(
+    session: Session, workspace: str, views: Sequence[FeatureView]
+) -> list[TargetView]:
+    """`TargetView`s for `views` (all of one workspace), with their entities' join keys."""
+    entity_ids = {link.entity_id for view in views for link in view.entities}
+    entities = {
+        entity.id: entity
+        for entity in session.scalars(select(Entity).where(Entity.id.in_(entity_ids)))
+    }
+    return [
+        TargetView(
+            id=view.id,
+            name=view.name,
+            workspace=workspace,
+            join_keys=tuple(
+                (key.name, key.type)
+                for link in view.entities
+                for key in entities[link.entity_id].join_keys
+            ),
+            features=tuple((f.name, parse_type(f.type)) for f in view.features),
+            ttl_seconds=view.ttl_seconds,
+        )
+        for view in views
+    ]
+
+
+# --------------------------------------------------------------------------- bulk loads
+
+
+class BulkTargetError(Exception):
+    """The bulk load's workspace or view does not exist, or the view stores nothing."""
+
+
+def bulk_target(session: Session, workspace: str, view_name: str) -> TargetView:
+    """The view a bulk load writes into; BulkTargetError says why there is none."""
+    stored_workspace = find_workspace(session, workspace)
+    if stored_workspace is None:
+        raise BulkTargetError(f'workspace "{workspace}" does not exist')
+    view = session.scalars(
+        select(FeatureView).where(
+            FeatureView.workspace_id == stored_workspace.id, FeatureView.name == view_name
+        )
+    ).one_or_none()
+    if view is None:
+        raise BulkTargetError(
+            f'feature view "{view_name}" does not exist in workspace "{workspace}"'
+        )
+    if view.kind == "realtime":
+        raise BulkTargetError(
+            f'"{view_name}" is a realtime feature view: it computes values, stores none'
+        )
+    return load_target_views(session, workspace, [view])[0]
+
+
+# --------------------------------------------------------------------------- Stream Ingest
+
+
+class UnknownSource(LookupError):
+    """A push source of the request is unknown, or feeds no online view; `message` is the 404's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class SourcePlan:
+    """One push source of a request: its schema, converters and the views it feeds."""
+
+    name: str
+    timestamp_field: str
+    columns: list[str]
+    converters: dict[str, Callable[[Any], Any]]
+    key_converters: dict[str, Callable[[Any], str]]
+    views: list[TargetView]
+
+    def convert(
+        self,
+        index: int,
+        record: dict[str, Any],
+        now: datetime,
+        rows: list[ValueRow],
+        errors: list[dict[str, str]],
+    ) -> None:
+        """Append the record's rows (one per view) to `rows`, or its problems to `errors`."""
+        try:
+            problem = check_columns(record, self.columns, allow_missing=set())
+            if problem is not None:
+                raise ValueTypeError(problem)
+            timestamp, wire, keys = self._values(record)
+        except ValueTypeError as exc:
+            for view in self.views:
+                errors.append(self._error(view, f"record {index}: {exc}"))
+            return
+        for view in self.views:
+            if view.ttl_seconds is not None and timestamp < now - timedelta(
+                seconds=view.ttl_seconds
+            ):
+                errors.append(self._error(view, TTL_MESSAGE.format(view=view.name)))
+                continue
+            rows.append(
+                ValueRow(
+                    view.id,
+                    entity_key([keys[name] for name, _ in view.join_keys]),
+                    timestamp,
+                    features_json({name: wire[name] for name, _ in view.features}),
+                )
+            )
+
+    def _error(self, view: TargetView, message: str) -> dict[str, str]:
+        return {
+            "featureViewName": view.name,
+            "pushSourceName": self.name,
+            "errorType": "TectonObjectValidationError",
+            "errorMessage": message,
+        }
+
+    def _values(self, record: dict[str, Any]) -> tuple[datetime, dict[str, Any], dict[str, str]]:
+        column = self.timestamp_field
+        try:
+            timestamp = event_time(record[column])
+            wire = {}
+            for column, convert in self.converters.items():
+                wire[column] = convert(record[column])
+            keys = {}
+            for column, convert_key in self.key_converters.items():
+                keys[column] = convert_key(record[column])
+        except ValueTypeError as exc:
+            raise ValueTypeError(f"column `{column}`: {exc}") from None
+        return timestamp, wire, keys
+
+
+class PlanCache:
+    """(workspace id, definitions version, push source) → plan, per app.
+
+    Every apply that changes a workspace bumps its version in the same transaction, so a cached
+    plan is never stale; ids are never reused. Bounded by clearing: plans are cheap to rebuild.
+    """
+
+    def __init__(self, max_plans: int = 1024) -> None:
+        self.max_plans = max_plans
+        self._plans: dict[tuple[int, int, str], SourcePlan] = {}
+        self._lock = threading.Lock()
+
+    def plans(self, session: Session, workspace: Workspace, names: list[str]) -> list[SourcePlan]:
+        """The requested push sources' plans; UnknownSource when one is unknown or unfed."""
+        version = (workspace.id, workspace.definitions_version)
+        cached = [self._plans.get((*version, name)) for name in names]
+        found = [plan for plan in cached if plan is not None]
+        if len(found) == len(names):
+            return found
+        plans = load_plans(session, workspace, names)
+        with self._lock:
+            if len(self._plans) >= self.max_plans:
+                self._plans.clear()
+            for plan in plans:
+                self._plans[(*version, plan.name)] = plan
+        return plans
+
+
+def load_plans(session: Session, workspace: Workspace, names: list[str]) -> list[SourcePlan]:
+    if not names:
+        return []
+    sources = {
+        source.name: source
+        for source in session.scalars(
+            select(PushSource).where(
+                PushSource.workspace_id == workspace.id, PushSource.name.in_(names)
+            )
+        )
+    }
+    views_by_source: dict[int, list[FeatureView]] = {}
+    for view in session.scalars(
+        select(FeatureView)
+        .where(
+            FeatureView.workspace_id == workspace.id,
+            FeatureView.source_id.in_([s.id for s in sources.values()]),
+            FeatureView.online.is_(True),
+        )
+        .order_by(FeatureView.name)
+    ):
+        views_by_source.setdefault(view.source_id or 0, []).append(view)
+
+    plans = []
+    for name in names:
+        source = sources.get(name)
+        if source is None:
+            raise UnknownSource(f"Push source `{name}` not found in workspace `{workspace.name}`.")
+        views = views_by_source.get(source.id)
+        if not views:
+            raise UnknownSource(
+                f"No online stream feature view in workspace `{workspace.name}` is subscribed "
+                f"to push source `{name}`."
+            )
+        targets = load_target_views(session, workspace.name, views)
+        plans.append(
+            SourcePlan(
+                name=name,
+                timestamp_field=source.timestamp_field,
+                columns=[f.name for f in source.fields],
+                converters={
+                    f.name: native_converter(parse_type(f.type))
+                    for f in source.fields
+                    if f.name != source.timestamp_field
+                },
+                key_converters={
+                    key: key_converter(key_type, text=False)
+                    for view in targets
+                    for key, key_type in view.join_keys
+                },
+                views=targets,
+            )
+        )
+    return plans

@@ -1,0 +1,81 @@
+"""The serving path's per-app state: resolved services, Tecton's feature cache, compiled
+transforms. `serving.init_app` creates one `ServingState` per app (`SERVING.get()`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.changes import DEFINITIONS_TOPIC, ChangeFeed, WorkspaceCache
+from app.extensions import Slot
+from app.repo.transforms import TransformCache
+from app.serving.model import ResolvedService, resolve_service
+from app.serving.statuses import StoredStatus
+
+# (workspace, service, namespace, entity key)
+FeatureCacheKey = tuple[str, str, str, str]
+
+
+class ServiceCache(WorkspaceCache):
+    """Resolved services, dropped when their workspace's definitions change."""
+
+    def __init__(self, feed: ChangeFeed) -> None:
+        super().__init__(feed, DEFINITIONS_TOPIC)
+
+    def get(
+        self, session: Session | Callable[[], Session], workspace: str, service: str
+    ) -> ResolvedService | None:
+        """The resolved service; `session` may be a factory, called only on a cache miss."""
+        key = (workspace, service)
+        if self.feed.trustworthy():
+            try:
+                return self.entries[key]  # type: ignore[no-any-return]  # entries hold only these
+            except KeyError:
+                pass
+        generation = self.generation
+        if not isinstance(session, Session):
+            session = session()
+        resolved = resolve_service(session, workspace, service)
+        if self.feed.trustworthy():
+            with self.lock:
+                if generation == self.generation:
+                    self.entries[key] = resolved
+        return resolved
+
+
+class FeatureCache(WorkspaceCache):
+    """Tecton's feature-service cache: per (workspace, service, namespace, entity) values, kept
+    for the view's `cache_max_age`. Realtime results are never cached."""
+
+    def __init__(self, feed: ChangeFeed) -> None:
+        super().__init__(feed, DEFINITIONS_TOPIC)
+
+    def get(self, key: FeatureCacheKey) -> tuple[list[Any], StoredStatus] | None:
+        entry = self.entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1], entry[2]
+
+    def put(
+        self, key: FeatureCacheKey, max_age: float, values: list[Any], status: StoredStatus
+    ) -> None:
+        with self.lock:
+            self.entries[key] = (time.monotonic() + max_age, values, status)
+
+
+@dataclass(frozen=True)
+class ServingState:
+    services: ServiceCache
+    features: FeatureCache
+    transforms: TransformCache
+
+    @classmethod
+    def create(cls, feed: ChangeFeed) -> ServingState:
+        return cls(ServiceCache(feed), FeatureCache(feed), TransformCache())
+
+
+SERVING = Slot[ServingState]("tectonite.serving")

@@ -1,0 +1,71 @@
+"""The online store: the one package that reads and writes feature values.
+
+- keys: `entity_key`, `entity_key_prefix`, `canonical_key_part` (the stored key encoding);
+- writes, in the caller's transaction (nothing here commits): `put_values` (the guarded
+  last-write-wins upsert), `Staging` (bulk loads: COPY into a temporary table, then one merge),
+  `delete_values`;
+- reads, outside any transaction on the app's per-thread autocommit connections:
+  `OnlineStore.read_rows(Lookup)` (a whole request in one statement) and
+  `OnlineStore.read_prefix` (partial keys). The app's store is `get_store()`.
+
+No other module runs SQL on the store's tables (`app.store.tables`).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.db import Database
+from app.extensions import Slot
+from app.store.connection import BoundConnection, CursorSource, ThreadConnections
+from app.store.keys import canonical_key_part, entity_key, entity_key_prefix
+from app.store.reads import Lookup, OnlineStore, StoredRow, StoreResult
+from app.store.writes import (
+    StagedRow,
+    Staging,
+    ValueRow,
+    delete_values,
+    features_json,
+    put_values,
+)
+
+STORE = Slot[OnlineStore]("tectonite.store")
+
+__all__ = [
+    "STORE",
+    "CursorSource",
+    "Lookup",
+    "OnlineStore",
+    "StagedRow",
+    "Staging",
+    "StoreResult",
+    "StoredRow",
+    "ValueRow",
+    "canonical_key_part",
+    "delete_values",
+    "entity_key",
+    "entity_key_prefix",
+    "features_json",
+    "get_store",
+    "init_app",
+    "open_store",
+    "put_values",
+]
+
+
+def open_store(database: Database, *, statement_timeout_ms: int) -> OnlineStore:
+    """The store's read side for `database`: its own per-thread autocommit connections, or the
+    database's bound test connection."""
+    if database.bound_connection is not None:
+        return OnlineStore(BoundConnection(database.bound_connection))
+    return OnlineStore(
+        ThreadConnections(database.libpq_url, statement_timeout_ms=statement_timeout_ms)
+    )
+
+
+def init_app(app: Flask, store: OnlineStore) -> None:
+    STORE.register(app, store)
+
+
+def get_store(app: Flask | None = None) -> OnlineStore:
+    return STORE.get(app)

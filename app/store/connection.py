@@ -1,0 +1,99 @@
+"""The serving read path's connections: one autocommit psycopg connection per thread.
+
+Bypasses the pool and SQLAlchemy's execution layer, and reuses the cursor (measured: 83 instead
+of 120 us of client CPU per read): a store read is one prepared statement on a connection that
+is always ready, as gunicorn's threads are long-lived. On an autocommit connection psycopg sends
+the statement alone, with no BEGIN/ROLLBACK around it, so a lookup is one round trip. Reads
+time out after the request deadline (Tecton's 2 s), which answers 504.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_loads
+from sqlalchemy import Connection
+
+APPLICATION_NAME = "tectonite-serving"
+
+
+class CursorSource(Protocol):
+    """Where store reads get their cursor from."""
+
+    def cursor(self) -> psycopg.Cursor[Any]:
+        """A ready cursor for this thread."""
+        ...
+
+    def discard(self) -> None:
+        """The cursor's connection failed: drop it, so the next `cursor()` opens a new one."""
+        ...
+
+    def close(self) -> None:
+        """Close every connection opened (the app is going away)."""
+        ...
+
+
+class ThreadConnections:
+    """Each thread's own autocommit connection and cursor, opened on first use."""
+
+    def __init__(self, conninfo: str, *, statement_timeout_ms: int) -> None:
+        self.conninfo = conninfo
+        self.statement_timeout_ms = statement_timeout_ms
+        self._local = threading.local()
+        self._open: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+
+    def cursor(self) -> psycopg.Cursor[Any]:
+        cursor: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
+        if cursor is None or cursor.closed or cursor.connection.closed:
+            connection = psycopg.connect(
+                self.conninfo,
+                autocommit=True,
+                connect_timeout=5,
+                application_name=APPLICATION_NAME,
+                options=f"-c statement_timeout={self.statement_timeout_ms}",
+            )
+            # Stored features are json: decode them with orjson, on this connection only.
+            set_json_loads(orjson.loads, connection)
+            cursor = connection.cursor()
+            self._local.cursor = cursor
+            with self._lock:
+                self._open.append(connection)
+        return cursor
+
+    def discard(self) -> None:
+        cursor: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
+        self._local.cursor = None
+        if cursor is None:
+            return
+        connection = cursor.connection
+        with self._lock:
+            if connection in self._open:
+                self._open.remove(connection)
+        connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._open:
+                connection.close()
+            self._open.clear()
+
+
+class BoundConnection:
+    """Reads on one given SQLAlchemy connection (tests: inside their outer transaction)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def cursor(self) -> psycopg.Cursor[Any]:
+        driver: psycopg.Connection[Any] = self.connection.connection.driver_connection  # type: ignore[assignment]  # a psycopg engine's connections are psycopg's
+        return driver.cursor()
+
+    def discard(self) -> None:
+        return None  # the test owns the connection
+
+    def close(self) -> None:
+        return None
