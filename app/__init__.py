@@ -52,3 +52,7 @@ def _init_features(app: Flask) -> None:
     app.register_blueprint(health.bp)
     ingest.init_app(app)
     serving.init_app(app)
+    if app.extensions["tectonite.settings"].console:
+        from app import console
+
+        console.init_app(app)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
+SERVERS = ("granian", "gunicorn")
 
 
 class SettingsError(ValueError):
@@ -24,8 +25,15 @@ class Settings:
     data_dir: Path = Path(".tectonite")
     host: str = "127.0.0.1"
     port: int = 8328
+    # The HTTP server `tectonite serve` runs: granian (Rust HTTP, WSGI) or gunicorn (gthread).
+    server: str = "granian"
     workers: int = 2
     threads: int = 8
+    # How long a connection may go without a complete request head: slow clients are cut off,
+    # and idle keep-alive connections closed, after this. (granian has one timer for both; the
+    # Java client keeps connections for 5 minutes, and 75 s outlasts common load balancers'
+    # idle timeouts, so a shorter value would make clients reconnect constantly.)
+    header_timeout_s: int = 75
     log_level: str = "info"
     log_format: str = "text"
     # Server-wide HMAC key for API-key hashes; when unset one is generated and kept in the database.
@@ -36,6 +44,8 @@ class Settings:
     request_timeout_ms: int = 2000
     # Server processes LISTEN for definition and key changes; in-process tests turn this off.
     listen_for_changes: bool = True
+    # The web console at /console (TECTONITE_CONSOLE=off removes it).
+    console: bool = True
     # `GET /metrics` (Prometheus text format), unauthenticated on the serving port.
     metrics: bool = True
     # Where worker processes keep their metric files (prometheus-client's multiprocess mode);
@@ -54,11 +64,16 @@ class Settings:
             data_dir=Path(env.get("TECTONITE_DATA_DIR") or defaults.data_dir),
             host=env.get("TECTONITE_HOST") or defaults.host,
             port=_int(env, "PORT", defaults.port, minimum=0),
+            server=_choice(env, "TECTONITE_SERVER", defaults.server, SERVERS),
             workers=_int(env, "WEB_CONCURRENCY", defaults.workers, minimum=1),
             threads=_int(env, "TECTONITE_THREADS", defaults.threads, minimum=1),
+            header_timeout_s=_int(
+                env, "TECTONITE_HEADER_TIMEOUT", defaults.header_timeout_s, minimum=1
+            ),
             log_level=_choice(env, "LOG_LEVEL", defaults.log_level, LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             secret=env.get("TECTONITE_SECRET") or None,
+            console=_switch(env, "TECTONITE_CONSOLE", defaults.console),
             metrics=_switch(env, "TECTONITE_METRICS", defaults.metrics),
             metrics_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR"),
             access_log=_switch(env, "TECTONITE_ACCESS_LOG", defaults.access_log),
@@ -108,26 +123,22 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
     return value
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = (env.get(name) or default).lower()
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
-
-
-_ON = frozenset({"on", "true", "1", "yes"})
-_OFF = frozenset({"off", "false", "0", "no"})
-
-
-def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in _ON:
-        return True
-    if raw in _OFF:
-        return False
-    raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -284,7 +284,7 @@ def serve_baseline() -> None:
     from flask import Flask, Response, request
 
     from app.config import Settings
-    from app.server import TectoniteServer
+    from app.server import GunicornServer
 
     def factory(_settings: Settings) -> Flask:
         app = Flask("baseline")
@@ -300,7 +300,7 @@ def serve_baseline() -> None:
         return app
 
     settings = Settings.from_env().replace(port=0)
-    TectoniteServer(
+    GunicornServer(
         settings, app_factory=factory, on_ready=lambda url: print(f"baseline at {url}", flush=True)
     ).run()
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app, migrate
 from app.cli import CliContext, cli
-from app.config import Settings
+from app.config import SERVERS, Settings
 from app.db import Database
 
 # --------------------------------------------------------------------------- the database server
@@ -225,11 +225,19 @@ def start_server(
     return ServerProcess(process, found["url"], output, reader)
 
 
+@pytest.fixture(scope="session", params=SERVERS)
+def server_name(request: pytest.FixtureRequest) -> str:
+    """Each HTTP server `tectonite serve` supports: end-to-end tests run against every one."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="session")
-def server(database_url: str, settings: Settings) -> Iterator[ServerProcess]:
-    """One real `tectonite serve` (2 gthread workers) on the test database for the session."""
+def server(database_url: str, settings: Settings, server_name: str) -> Iterator[ServerProcess]:
+    """One real `tectonite serve` (2 workers x 4 threads) per HTTP server for the session."""
     proc = start_server(
         {
+            "TECTONITE_SERVER": server_name,
             "DATABASE_URL": database_url,
             "WEB_CONCURRENCY": "2",
             "TECTONITE_THREADS": "4",

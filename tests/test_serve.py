@@ -1,8 +1,9 @@
-"""`tectonite serve` as users run it: a real gunicorn, real HTTP, a real database."""
+"""`tectonite serve` as users run it: real HTTP servers (granian and gunicorn), a real database."""
 
 import http.client
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import urllib.request
@@ -52,8 +53,9 @@ def test_unknown_path_over_http_is_json(server):
     assert orjson.loads(excinfo.value.read())["code"] == 5
 
 
-def test_embedded_database_is_durable_across_restarts(tmp_path):
+def test_embedded_database_is_durable_across_restarts(tmp_path, server_name):
     env = {
+        "TECTONITE_SERVER": server_name,
         "TECTONITE_DATA_DIR": str(tmp_path / "data"),
         "DATABASE_URL": "",
         "TEST_DATABASE_URL": "",
@@ -79,15 +81,15 @@ def test_embedded_database_is_durable_across_restarts(tmp_path):
         assert second.stop() == 0
 
 
-def test_sigterm_stops_the_server_cleanly(database_url):
-    proc = start_server({"DATABASE_URL": database_url})
+def test_sigterm_stops_the_server_cleanly(database_url, server_name):
+    proc = start_server({"DATABASE_URL": database_url, "TECTONITE_SERVER": server_name})
     assert get_json(f"{proc.base_url}/healthz")[0] == 200
     proc.process.send_signal(signal.SIGTERM)
     assert proc.stop() == 0
     assert any("Shutting down" in line for line in proc.output)
 
 
-def test_tls_with_certfile_and_keyfile(database_url, tmp_path):
+def test_tls_with_certfile_and_keyfile(database_url, tmp_path, server_name):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -95,8 +97,9 @@ def test_tls_with_certfile_and_keyfile(database_url, tmp_path):
         check=True, capture_output=True,
     )  # fmt: skip
     proc = start_server(
-        {"DATABASE_URL": database_url}, "--certfile", str(cert), "--keyfile", str(key)
-    )
+        {"DATABASE_URL": database_url, "TECTONITE_SERVER": server_name},
+        "--certfile", str(cert), "--keyfile", str(key),
+    )  # fmt: skip
     try:
         assert proc.base_url.startswith("https://")
         context = ssl.create_default_context(cafile=str(cert))
@@ -117,10 +120,11 @@ def test_wsgi_module_builds_the_app_from_the_environment(database_url):
     assert "/readyz" in out and "/healthz" in out
 
 
-def test_cli_commands_share_the_embedded_database_with_a_running_server(tmp_path):
+def test_cli_commands_share_the_embedded_database_with_a_running_server(tmp_path, server_name):
     """With DATABASE_URL unset, a CLI command attaches to the server's embedded PostgreSQL and
     leaves it running when it exits."""
     env = {
+        "TECTONITE_SERVER": server_name,
         "TECTONITE_DATA_DIR": str(tmp_path / "data"),
         "DATABASE_URL": "",
         "TEST_DATABASE_URL": "",
@@ -141,8 +145,10 @@ def test_cli_commands_share_the_embedded_database_with_a_running_server(tmp_path
         assert server.stop() == 0
 
 
-def test_log_format_json_makes_every_log_line_a_json_object(database_url):
-    proc = start_server({"DATABASE_URL": database_url, "LOG_FORMAT": "json"})
+def test_log_format_json_makes_every_log_line_a_json_object(database_url, server_name):
+    proc = start_server(
+        {"DATABASE_URL": database_url, "LOG_FORMAT": "json", "TECTONITE_SERVER": server_name}
+    )
     try:
         assert get_json(f"{proc.base_url}/healthz")[0] == 200
     finally:
@@ -153,4 +159,189 @@ def test_log_format_json_makes_every_log_line_a_json_object(database_url):
     for line in logs:
         entry = orjson.loads(line)
         assert {"time", "level", "logger", "message"} <= set(entry)
-    assert any(orjson.loads(line)["logger"] == "gunicorn.error" for line in logs)
+    server_logger = {"granian": "_granian", "gunicorn": "gunicorn.error"}[server_name]
+    assert any(orjson.loads(line)["logger"] == server_logger for line in logs)
+
+
+def _connect(base_url: str, timeout: float = 10) -> socket.socket:
+    host, port = base_url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """Read one response (head and Content-Length body) or until the server closes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+         if line.lower().startswith(b"content-length:")),
+        0,
+    )  # fmt: skip
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True when the server closes `sock` (EOF or reset) before the deadline."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_sigterm_drains_in_flight_requests_and_closes_idle_connections(
+    database_url, server_name, committed_runner, settings
+):
+    """A request in flight when SIGTERM arrives still gets its answer; an idle keep-alive
+    connection is closed (the client reconnects elsewhere instead of hanging)."""
+    committed_runner.ok("workspace", "create", "drain")
+    key = committed_runner.ok(
+        "api-key", "create", "--description", "drain", "--workspace", "drain"
+    ).stdout.strip()
+    proc = start_server(
+        {"DATABASE_URL": database_url, "TECTONITE_SERVER": server_name,
+         "TECTONITE_SECRET": settings.secret}
+    )  # fmt: skip
+    with _connect(proc.base_url) as idle, _connect(proc.base_url) as in_flight:
+        try:
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert _read_response(idle).startswith(b"HTTP/1.1 200")
+            body = orjson.dumps({"params": {"workspaceName": "drain", "featureServiceName": "x",
+                                            "joinKeyMap": {"k": "1"}}})  # fmt: skip
+            in_flight.sendall(
+                b"POST /api/v1/feature-service/get-features HTTP/1.1\r\nHost: t\r\n"
+                b"Authorization: Tecton-key " + key.encode() + b"\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                % len(body)
+                + body[:5]
+            )
+            # A readiness probe on a third connection: the server is serving requests.
+            assert get_json(f"{proc.base_url}/readyz")[0] == 200
+            proc.process.send_signal(signal.SIGTERM)
+            in_flight.sendall(body[5:])
+            answer = _read_response(in_flight)
+            assert answer.startswith(b"HTTP/1.1 404"), answer
+            assert orjson.loads(answer.partition(b"\r\n\r\n")[2])["code"] == 5
+            assert _closed_by_server(idle, within=20)
+        finally:
+            status = proc.stop()
+    assert status == 0
+
+
+def test_idle_and_slow_connections_are_closed_after_the_header_timeout(database_url, server_name):
+    proc = start_server(
+        {"DATABASE_URL": database_url, "TECTONITE_SERVER": server_name,
+         "TECTONITE_HEADER_TIMEOUT": "1"}
+    )  # fmt: skip
+    try:
+        with _connect(proc.base_url) as idle:
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert _read_response(idle).startswith(b"HTTP/1.1 200")
+            assert _closed_by_server(idle, within=10)
+        if server_name == "granian":  # gunicorn's gthread threads wait for slow heads
+            with _connect(proc.base_url) as slow:
+                slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")  # the head never ends
+                assert _closed_by_server(slow, within=10)
+    finally:
+        assert proc.stop() == 0
+
+
+MALFORMED = [
+    pytest.param(b"HELLO\r\n\r\n", 400, id="garbage"),
+    pytest.param(b"GET /healthz HTTP/3.0\r\nHost: t\r\n\r\n", 400, id="unknown-version"),
+    pytest.param(b"GET /healthz HTTP/1.1\r\nHost t\r\n\r\n", 400, id="bad-header-line"),
+    pytest.param(
+        b"POST /ingest HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", 400,
+        id="bad-content-length",
+    ),
+    pytest.param(b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414, id="long-url"),
+    pytest.param(
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n", 431,
+        id="huge-header",
+    ),
+    pytest.param(
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+        + b"".join(b"X-H%d: v\r\n" % i for i in range(200)) + b"\r\n", 431,
+        id="too-many-headers",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), MALFORMED)
+def test_requests_granian_rejects_get_a_bare_status_never_an_html_page(
+    server, server_name, request_bytes, status
+):
+    """What the HTTP layer refuses before the app sees it cannot be JSON under granian (its
+    Rust parser answers itself); it answers the status with an empty body and closes."""
+    if server_name == "gunicorn":
+        pytest.skip("gunicorn answers these with its own small HTML page (documented)")
+    sock = _connect(server.base_url)
+    try:
+        sock.sendall(request_bytes)
+        answer = _read_response(sock)
+    finally:
+        sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d" % status), head
+    assert body == b""
+    assert b"connection: close" in head.lower()
+
+
+def test_unknown_methods_and_http_1_0_reach_the_app_and_get_json(server):
+    sock = _connect(server.base_url)
+    try:
+        sock.sendall(b"FOO /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _, body = _read_response(sock).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 405")
+        assert orjson.loads(body)["code"] == 12
+    finally:
+        sock.close()
+    sock = _connect(server.base_url)
+    try:
+        sock.sendall(b"GET /nope HTTP/1.0\r\n\r\n")
+        head, _, body = _read_response(sock).partition(b"\r\n\r\n")
+        assert head.startswith((b"HTTP/1.0 404", b"HTTP/1.1 404")), head
+        assert orjson.loads(body)["code"] == 5
+    finally:
+        sock.close()
+
+
+def test_a_port_in_use_is_refused(database_url, server_name):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DATABASE_URL": database_url, "TECTONITE_SERVER": server_name}
+        result = subprocess.run(
+            [os.sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert "in use" in (result.stdout + result.stderr).lower()
+
+
+def test_each_forked_worker_numbers_requests_with_its_own_prefix():
+    from app.observability import request_ids
+
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write_end, request_ids._PREFIX.encode())
+        os._exit(0)
+    os.close(write_end)
+    child_prefix = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(child, 0)
+    assert child_prefix and child_prefix != request_ids._PREFIX

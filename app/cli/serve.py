@@ -1,4 +1,4 @@
-"""`tectonite serve`: migrate, then run gunicorn (gthread, keep-alive) until SIGTERM."""
+"""`tectonite serve`: migrate, then run the HTTP server (granian or gunicorn) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import click
 
 from app import create_app
 from app.cli.context import CliContext, pass_context
+from app.config import SERVERS
 from app.demo import instructions, prepare_demo
 from app.observability.metrics import prepare_multiprocess_dir
-from app.server import TectoniteServer
+from app.server import make_server
 
 
 def announce_ready(base_url: str) -> None:
@@ -25,7 +26,12 @@ def announce_ready(base_url: str) -> None:
 @click.option(
     "--port", type=click.IntRange(min=0), help="Listen port (PORT, default 8328; 0 = any)."
 )
-@click.option("--workers", type=click.IntRange(min=1), help="gunicorn workers (WEB_CONCURRENCY).")
+@click.option(
+    "--server",
+    type=click.Choice(SERVERS),
+    help="HTTP server (TECTONITE_SERVER, default granian).",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (WEB_CONCURRENCY).")
 @click.option(
     "--threads", type=click.IntRange(min=1), help="Threads per worker (TECTONITE_THREADS)."
 )
@@ -39,6 +45,7 @@ def serve(
     ctx: CliContext,
     host: str | None,
     port: int | None,
+    server: str | None,
     workers: int | None,
     threads: int | None,
     certfile: str | None,
@@ -48,7 +55,13 @@ def serve(
     """Serve the Tecton-compatible API."""
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("--certfile and --keyfile must be given together.")
-    overrides = {"host": host, "port": port, "workers": workers, "threads": threads}
+    overrides = {
+        "host": host,
+        "port": port,
+        "server": server,
+        "workers": workers,
+        "threads": threads,
+    }
     ctx.settings = ctx.settings.replace(**{k: v for k, v in overrides.items() if v is not None})
     database = ctx.database  # starts the embedded server if needed and applies migrations
     prepared = None
@@ -66,6 +79,6 @@ def serve(
             click.echo(instructions(base_url, prepared))
         sys.stdout.flush()
 
-    TectoniteServer(
+    make_server(
         settings, app_factory=create_app, certfile=certfile, keyfile=keyfile, on_ready=announce
     ).run()

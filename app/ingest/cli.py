@@ -21,6 +21,10 @@ from rich.progress import (
 from app.cli.context import CliContext, pass_context
 from app.ingest.bulk import FORMATS, BulkLoadError, ProgressCallback, detect_format, load_file
 from app.ingest.service import BulkTargetError, bulk_target
+from app.store import analyze
+
+# Loads this large refresh the store's planner statistics before they commit.
+ANALYZE_AFTER_ROWS = 10_000
 
 PLAIN_PROGRESS_EVERY = 100_000  # rows between progress lines when stderr is not a terminal
 
@@ -82,6 +86,8 @@ def ingest(
                 for message in exc.messages:
                     click.echo(message, err=True)
                 raise click.exceptions.Exit(1) from None
+        if result.written >= ANALYZE_AFTER_ROWS:
+            analyze(session)  # the first reads after the load are planned on it
         session.commit()
         elapsed = time.perf_counter() - started
     click.echo(f"read {result.read}, written {result.written}, skipped {result.skipped} as older")

@@ -17,6 +17,15 @@ _PREFIX = os.urandom(4).hex()
 _counter = itertools.count(1)
 
 
+def _new_prefix() -> None:
+    """Server workers are forked after this module is imported: each needs its own prefix."""
+    global _PREFIX, _counter
+    _PREFIX, _counter = os.urandom(4).hex(), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)

@@ -6,7 +6,8 @@
   `delete_values`;
 - reads, outside any transaction on the app's per-thread autocommit connections:
   `OnlineStore.read_rows(Lookup)` (a whole request in one statement) and
-  `OnlineStore.read_prefix` (partial keys). The app's store is `get_store()`.
+  `OnlineStore.read_prefix` (partial keys). The app's store is `get_store()`;
+- inspection (the console, off the serving path): `app.store.inspection`.
 
 No other module runs SQL on the store's tables (`app.store.tables`).
 """
@@ -24,6 +25,7 @@ from app.store.writes import (
     StagedRow,
     Staging,
     ValueRow,
+    analyze,
     delete_values,
     features_json,
     put_values,
@@ -41,6 +43,7 @@ __all__ = [
     "StoreResult",
     "StoredRow",
     "ValueRow",
+    "analyze",
     "canonical_key_part",
     "delete_values",
     "entity_key",

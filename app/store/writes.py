@@ -153,3 +153,10 @@ SELECT DISTINCT ON (s.entity_key) :feature_view_id, s.entity_key, s.event_time, 
 def delete_values(session: Session, feature_view_ids: Sequence[int] | Select[Any]) -> None:
     """Forget every stored row of the views (a view was deleted or changed destructively)."""
     session.execute(delete(OnlineValue).where(OnlineValue.feature_view_id.in_(feature_view_ids)))
+
+
+def analyze(session: Session) -> None:
+    """Refresh the planner's statistics of the store in the caller's transaction, so the first
+    reads after a large load are planned on the table as it now is, not as autovacuum last saw
+    it."""
+    session.execute(text(f"ANALYZE {OnlineValue.__tablename__}"))

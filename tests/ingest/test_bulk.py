@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from app.ingest import bulk
-from tests.ingest import apply_definitions, stored
+from tests.ingest import apply_definitions, stored, view_id
 
 
 @pytest.fixture
@@ -491,3 +491,26 @@ def test_progress_callback_sees_the_whole_file(runner, ws, tmp_path, database, m
     size = path.stat().st_size
     assert calls[-1] == (10_000, size, size)
     assert [c[0] for c in calls[:2]] == [4096, 8192]
+
+
+def test_a_large_load_refreshes_the_planner_statistics_itself(runner, database, ws, tmp_path):
+    """No cold start: the load ANALYZEs what it wrote, in its own transaction, so the first
+    reads are planned on the table as it now is (pg_stats rows are transactional; the view's id
+    is new to this test, so only an ANALYZE after this load can know it)."""
+
+    def analysed_view_ids():
+        with database.read() as connection:
+            values = connection.exec_driver_sql(
+                "SELECT most_common_vals::text FROM pg_stats"
+                " WHERE tablename = 'online_values' AND attname = 'feature_view_id'"
+            ).scalar_one_or_none()
+            return values or "", view_id(connection, "merchant_stats")
+
+    small = ingest(runner, big_csv(tmp_path / "small.csv", 100), view="merchant_stats")
+    assert small.exit_code == 0, small.output
+    known, view = analysed_view_ids()
+    assert str(view) not in known.strip("{}").split(",")  # small loads leave it to autovacuum
+    result = ingest(runner, big_csv(tmp_path / "big.csv", 12_000), view="merchant_stats")
+    assert result.exit_code == 0, result.output
+    known, view = analysed_view_ids()
+    assert str(view) in known.strip("{}").split(",")
