@@ -29,6 +29,7 @@ from app.store.writes import (
     delete_values,
     features_json,
     put_values,
+    vacuum,
 )
 
 STORE = Slot[OnlineStore]("tectonite.store")
@@ -53,6 +54,7 @@ __all__ = [
     "init_app",
     "open_store",
     "put_values",
+    "vacuum",
 ]
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, delete, text
+from sqlalchemy import Connection, Engine, Select, delete, text
 from sqlalchemy.orm import Session
 
 from app.store.tables import OnlineValue
@@ -160,3 +160,11 @@ def analyze(session: Session) -> None:
     reads after a large load are planned on the table as it now is, not as autovacuum last saw
     it."""
     session.execute(text(f"ANALYZE {OnlineValue.__tablename__}"))
+
+
+def vacuum(engine: Engine) -> None:
+    """VACUUM the store (outside any transaction) after a large committed load: it sets the new
+    rows' hint bits and visibility, which the first reads would otherwise do one page at a time,
+    and leaves autovacuum nothing to start on the same table while they run."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"VACUUM {OnlineValue.__tablename__}")
