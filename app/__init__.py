@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import changes, db, emulator, jsonio, request_ids, security, store
+from app import changes, db, emulator, jsonio, observability, openapi, security, store
 from app.config import Settings
 from app.db import Database
 from app.errors import register_error_handlers
@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     store.init_app(
         app, store.open_store(database, statement_timeout_ms=settings.request_timeout_ms)
     )
-    request_ids.init_app(app)
+    observability.init_app(app)
+    openapi.init_app(app)
     _init_features(app)
     register_error_handlers(app)
     security.init_app(app)

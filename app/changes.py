@@ -33,6 +33,8 @@ CHANNEL = "tectonite_changes"
 # Topics, and the detail each carries.
 DEFINITIONS_TOPIC = "definitions"  # a workspace's definitions changed; detail: its name
 AUTH_TOPIC = "auth"  # keys, accounts or role bindings changed; no detail
+# Dispatched by the listener each time it wakes (about once a second): it is alive and connected.
+HEARTBEAT_TOPIC = "heartbeat"  # no detail
 
 # A session's `info` key holding the feeds to tell after it commits (set by `app.db.Database`).
 CHANGE_FEEDS_INFO_KEY = "tectonite.change_feeds"
@@ -152,6 +154,7 @@ class ChangeListener(threading.Thread):
                 for notification in conn.notifies(timeout=1.0):
                     topic, _, detail = notification.payload.partition(":")
                     self.feed.dispatch(topic, detail)
+                self.feed.dispatch(HEARTBEAT_TOPIC)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -51,6 +51,13 @@ class Settings:
     journal_size: int = 1000
     # The web console at /console (TECTONITE_CONSOLE=off removes it).
     console: bool = True
+    # `GET /metrics` (Prometheus text format), unauthenticated on the serving port.
+    metrics: bool = True
+    # Where worker processes keep their metric files (prometheus-client's multiprocess mode);
+    # `tectonite serve` prepares a fresh one when unset. None: single-process metrics.
+    metrics_dir: Path | None = None
+    # One log line per request (logger `tectonite.access`).
+    access_log: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +82,9 @@ class Settings:
             journal=_switch(env, "TECTONITE_JOURNAL", defaults.journal),
             journal_size=_int(env, "TECTONITE_JOURNAL_SIZE", defaults.journal_size, minimum=1),
             console=_switch(env, "TECTONITE_CONSOLE", defaults.console),
+            metrics=_switch(env, "TECTONITE_METRICS", defaults.metrics),
+            metrics_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR"),
+            access_log=_switch(env, "TECTONITE_ACCESS_LOG", defaults.access_log),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -137,3 +147,8 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None

@@ -20,6 +20,8 @@ from auth.verifier import Authenticator
 
 AUTHENTICATOR = Slot[Authenticator]("tectonite.authenticator")
 PRINCIPAL_ENVIRON_KEY = "tectonite.principal"
+# The workspace a request asked for (as named; the access log reports it).
+WORKSPACE_ENVIRON_KEY = "tectonite.workspace"
 
 
 def init_app(app: Flask) -> None:
@@ -55,6 +57,7 @@ def authenticate() -> Principal:
 def require_permission(workspace_name: str, permission: str) -> Principal:
     """The principal, if it holds `permission` on `workspace_name`; otherwise 403."""
     principal = authenticate()
+    request.environ[WORKSPACE_ENVIRON_KEY] = workspace_name
     if not principal.allows(permission, workspace_name):
         raise PermissionDeniedError()
     return principal

@@ -333,7 +333,7 @@ def test_a_port_in_use_is_refused(database_url, server_name):
 
 
 def test_each_forked_worker_numbers_requests_with_its_own_prefix():
-    from app import request_ids
+    from app.observability import request_ids
 
     read_end, write_end = os.pipe()
     child = os.fork()

@@ -10,6 +10,7 @@ from app import create_app
 from app.cli.context import CliContext, pass_context
 from app.config import SERVERS
 from app.demo import instructions, prepare_demo
+from app.observability.metrics import prepare_multiprocess_dir
 from app.server import make_server
 
 
@@ -68,7 +69,8 @@ def serve(
         with database.session() as session:
             prepared = prepare_demo(session, ctx.settings.secret)
             session.commit()
-    settings = ctx.settings
+    # Before any worker exists: every worker process writes its metrics under this directory.
+    settings = ctx.settings.replace(metrics_dir=prepare_multiprocess_dir(ctx.settings.metrics_dir))
     ctx.close()  # workers open their own pools; nothing may be shared across fork()
 
     def announce(base_url: str) -> None:

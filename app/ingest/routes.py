@@ -27,6 +27,7 @@ from app.ingest.schemas import RequestValidationError, parse_request
 from app.ingest.service import UnknownSource
 from app.jsonio import json_response, read_json_body
 from app.models import Workspace
+from app.observability import note_ingest, note_target
 from app.security import authenticate, require_permission
 from app.store import ValueRow, put_values
 from auth.permissions import INGEST, INGEST_DRY_RUN
@@ -58,6 +59,7 @@ def _ingest(*, camel_case: bool) -> Response:
     ).one_or_none()
     if workspace is None:
         raise NotFound(f"Workspace `{request.workspace}` not found.")
+    note_target(request.workspace, exists=True)
     if not workspace.live and not request.dry_run:
         raise NotFound(
             f"Workspace `{request.workspace}` is not a live workspace; the Stream Ingest API "
@@ -76,13 +78,19 @@ def _ingest(*, camel_case: bool) -> Response:
             plan.convert(index, record, now, rows, errors)
             if len(errors) >= MAX_RECORD_ERRORS:
                 break
+    received = sum(len(records) for records in request.records.values())
     if errors:
+        note_ingest(request.workspace, rejected=received)
         body = {"workspaceName": request.workspace, "recordErrors": errors[:MAX_RECORD_ERRORS]}
         return json_response(body, status=400)
 
     if not request.dry_run:
         put_values(session, rows)
         session.commit()  # acknowledged only once durable and visible to every reader
+    if request.dry_run:
+        note_ingest(request.workspace, dry_run=received)
+    else:
+        note_ingest(request.workspace, written=received)
     metrics = [
         {
             "featureViewName": view.name,

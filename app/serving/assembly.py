@@ -14,6 +14,7 @@ from typing import Any
 
 from app.emulator.clock import now as emulated_now
 from app.errors import BadRequest
+from app.observability import note_transform_error
 from app.repo.transforms import TransformError
 from app.serving.cache import ServingState
 from app.serving.model import RealtimeOutput, ResolvedService, StoredInput, StoreRead
@@ -38,6 +39,8 @@ class Served:
     rows: list[RowResult]
     store_seconds: float
     store_bytes: int
+    cache_hits: int = 0  # feature-cache lookups (one per cached view and row) that found values
+    cache_misses: int = 0
 
 
 def serve(
@@ -60,6 +63,7 @@ def serve(
         for source in realtime.inputs
         if isinstance(source, StoredInput)
     }
+    cache_hits = cache_misses = 0
     for index, view in enumerate(resolved.views):
         for row_index, keys in enumerate(store_keys):
             hit = None
@@ -69,6 +73,10 @@ def serve(
                     hit = state.features.get(
                         (resolved.workspace, resolved.name, view.namespace, key), now
                     )
+                if hit is None:
+                    cache_misses += 1
+                else:
+                    cache_hits += 1
             if hit is not None:
                 cached[row_index][index] = hit
             else:
@@ -94,7 +102,7 @@ def serve(
         _assemble(resolved, request, state, store_keys[i], contexts[i], cached[i], stored, now)
         for i in range(len(request.rows))
     ]
-    return Served(rows, store_seconds, store_bytes)
+    return Served(rows, store_seconds, store_bytes, cache_hits, cache_misses)
 
 
 def _fresh(read: StoreRead, row: StoredRow | None, now: datetime) -> StoredRow | None:
@@ -144,12 +152,17 @@ def _assemble(
                 }
             )
         transform_started = time.perf_counter()
-        output = _run_transform(state, realtime, inputs)
+        try:
+            output = _run_transform(state, realtime, inputs)
+        except BadRequest:
+            note_transform_error(resolved.workspace)
+            raise
         transform_seconds += time.perf_counter() - transform_started
         for feature in realtime.features:
             try:
                 value = coerce_value(feature.type, output.get(feature.feature))
             except ValueTypeError as exc:
+                note_transform_error(resolved.workspace)
                 raise BadRequest(
                     f"TypeError: output {feature.feature!r}: {exc} "
                     f"(when evaluating UDF {realtime.view_name})"

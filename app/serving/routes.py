@@ -16,6 +16,7 @@ from flask import Response
 from app.db import get_session
 from app.errors import BadRequest, NotFound
 from app.jsonio import json_response, read_json_body
+from app.observability import note_served, note_target
 from app.security import authenticate, require_permission
 from app.serving import bp
 from app.serving.assembly import Served, serve
@@ -48,6 +49,7 @@ def servable_service(workspace: str, service: str) -> ResolvedService:
     resolved = SERVING.get().services.get(get_session, workspace, service)
     if resolved is None or not resolved.servable:
         raise unable_to_query(service, workspace)
+    note_target(workspace, service, exists=True)
     return resolved
 
 
@@ -58,6 +60,7 @@ def _features(batch: bool, workspace: str | None = None, service: str | None = N
     require_permission(request.workspace, READ_FEATURES)
     resolved = servable_service(request.workspace, request.service)
     served = serve(resolved, request, SERVING.get(), get_store())
+    note_served(resolved, served)
     body = (batch_body if batch else single_body)(resolved, request, served, started)
     return json_response(body)
 
@@ -94,6 +97,7 @@ def _metadata(workspace: str, service: str) -> Response:
         raise NotFound(f"Unknown feature_service_name: {service} for workspace: {workspace}")
     if not resolved.servable:
         raise unable_to_query(service, workspace)
+    note_target(workspace, service, exists=True)
     body: dict[str, Any] = {"featureServiceType": "DEFAULT"}
     if resolved.join_keys:
         body["inputJoinKeys"] = [
@@ -149,6 +153,7 @@ def query_features() -> Response:
             request.workspace, request.service, rows, request.metadata, request.options, True
         )
         served = serve(resolved, batch, SERVING.get(), store)
+        note_served(resolved, served)
         for row, row_result in zip(rows, served.rows, strict=True):
             results.append(
                 {

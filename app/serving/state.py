@@ -11,6 +11,7 @@ from app.db import get_database
 from app.errors import BadRequest, NotFound
 from app.jsonio import json_response, read_json_body
 from app.models import FeatureService, Workspace
+from app.observability import note_target
 from app.security import authenticate, require_permission
 from app.serving import bp
 from app.serving.params import checked_name
@@ -31,6 +32,7 @@ def get_feature_service_state() -> Response:
             "Newly created feature services may take up to 60 seconds to query. "
             "Also, ensure that the workspace is a live workspace."
         )
+    note_target(workspace, feature_service, exists=True)
     return json_response({})
 
 

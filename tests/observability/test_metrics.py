@@ -1,0 +1,239 @@
+"""`GET /metrics`: what is counted, with bounded labels and no secrets; request ids."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app import create_app
+from tests.ingest import apply_definitions, create_key
+from tests.repo.helpers import MINIMAL, write_repo
+from tests.serving.conftest import SERVICE
+from tests.serving.helpers import put_values
+from tests.serving.test_caching import CACHED
+
+GET = "/api/v1/feature-service/get-features"
+BODY = {
+    "params": {
+        "workspaceName": "prod",
+        "featureServiceName": SERVICE,
+        "joinKeyMap": {"user_id": "user_1", "merchant": "m1"},
+        "requestContextMap": {"amt": 100},
+    }
+}
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def value(found, name, **labels):
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def scrape(client) -> str:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    return response.get_data(as_text=True)
+
+
+def test_requests_statuses_and_store_reads_are_counted(client, auth, consumer_key):
+    for _ in range(3):
+        assert client.post(GET, json=BODY, headers=auth).status_code == 200
+    text = scrape(client)
+    found = samples(text)
+    labels = {"endpoint": GET, "workspace": "prod", "status": "200"}
+    assert value(found, "tectonite_requests_total", **labels) == 3
+    assert value(found, "tectonite_request_duration_seconds_count", endpoint=GET) == 3
+    assert value(found, "tectonite_store_read_duration_seconds_count") == 3
+    # examples/fraud: the realtime feature and fresh views are PRESENT, one stale view is not.
+    assert value(found, "tectonite_feature_statuses_total", workspace="prod", status="PRESENT") > 0
+    assert value(found, "tectonite_feature_statuses_total", workspace="prod", status="MISSING_DATA")
+    assert consumer_key not in text and "user_1" not in text and 'm1"' not in text
+
+
+def test_unknown_paths_and_workspaces_do_not_grow_the_labels(client, auth):
+    for path in ("/nope", "/nope/1", "/api/v1/unknown/x"):
+        assert client.get(path).status_code == 404
+    for workspace in ("ghost_1", "ghost_2"):
+        body = {"params": {**BODY["params"], "workspaceName": workspace}}
+        assert client.post(GET, json=body, headers=auth).status_code in (403, 404)
+    found = samples(scrape(client))
+    requests = {k[1]: v for k, v in found.items() if k[0] == "tectonite_requests_total"}
+    endpoints = {dict(labels)["endpoint"] for labels in requests}
+    workspaces = {dict(labels)["workspace"] for labels in requests}
+    assert (
+        value(found, "tectonite_requests_total", endpoint="unmatched", workspace="", status="404")
+        == 3
+    )
+    assert endpoints <= {"unmatched", GET, "/metrics"}
+    assert workspaces == {""}
+
+
+def test_authentication_failures_are_counted(client):
+    assert client.post(GET, json=BODY).status_code == 401
+    assert (
+        client.post(GET, json=BODY, headers={"Authorization": "Tecton-key nope"}).status_code == 401
+    )
+    assert value(samples(scrape(client)), "tectonite_auth_failures_total") == 2
+
+
+def test_cache_hits_and_misses_are_counted(client, runner, database, tmp_path):
+    runner.ok("workspace", "create", "c")
+    runner.ok("apply", "-f", str(write_repo(tmp_path, CACHED)), "--workspace", "c", "--yes")
+    put_values(database, "c", "user_stats", ["u1"], datetime(2026, 1, 1, tzinfo=UTC),
+               {"clicks": 1, "score": 0.5})  # fmt: skip
+    key = runner.ok("api-key", "create", "--description", "k", "--workspace", "c").stdout.strip()
+
+    def get(user_id, **request_options):
+        body = {"params": {"workspaceName": "c", "featureServiceName": "svc",
+                           "joinKeyMap": {"user_id": user_id},
+                           "requestOptions": request_options}}  # fmt: skip
+        response = client.post(GET, json=body, headers={"Authorization": f"Tecton-key {key}"})
+        assert response.status_code == 200
+
+    get("u1")  # miss, then stored
+    get("u1")  # hit
+    get("u1")  # hit
+    get("u2")  # miss (a missing entity is cached too, but not read from the cache yet)
+    get("u1", readFromCache=False)  # no lookup at all
+    found = samples(scrape(client))
+    assert value(found, "tectonite_feature_cache_lookups_total", workspace="c", result="hit") == 2
+    assert value(found, "tectonite_feature_cache_lookups_total", workspace="c", result="miss") == 2
+    statuses = {"workspace": "c", "status": "CACHED_PRESENT"}
+    assert value(found, "tectonite_feature_statuses_total", **statuses) == 4  # 2 hits x 2 features
+
+
+def test_ingest_records_are_counted_by_outcome(client, runner, tmp_path):
+    apply_definitions(runner, tmp_path)
+    key = create_key(runner, "editor")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def ingest(records, dry_run=False):
+        body = {"workspace_name": "prod", "dry_run": dry_run,
+                "records": {"events": [{"record": r} for r in records]}}  # fmt: skip
+        return client.post("/ingest", json=body, headers={"Authorization": f"Tecton-key {key}"})
+
+    good = {"user_id": "u1", "merchant_id": "42", "amount": 1.5, "clicks": 3, "tags": [], "ts": now}
+    assert ingest([good, {**good, "user_id": "u2"}]).status_code == 200
+    assert ingest([good], dry_run=True).status_code == 200
+    assert ingest([good, {**good, "amount": "lots"}]).status_code == 400
+    found = samples(scrape(client))
+    for outcome, count in (("written", 2), ("dry_run", 1), ("rejected", 2)):
+        labels = {"workspace": "prod", "outcome": outcome}
+        assert value(found, "tectonite_ingest_records_total", **labels) == count, outcome
+
+
+def test_realtime_transform_errors_are_counted(client, runner, tmp_path):
+    runner.ok("workspace", "create", "rt")
+    text = MINIMAL.replace("features: [user_stats]", "features: [user_stats, boom]") + (
+        "realtime_feature_views:\n"
+        "  - name: boom\n"
+        "    sources: [{request: req, schema: [{name: x, type: Int64}]}]\n"
+        "    features: [{name: out, type: Int64}]\n"
+        "    transform: transforms.py:boom\n"
+    )
+    transforms = "def boom(req):\n    return {'out': 10 // req['x']}\n"
+    runner.ok(
+        "apply", "-f", str(write_repo(tmp_path, text, transforms)), "--workspace", "rt", "--yes"
+    )
+    key = runner.ok("api-key", "create", "--description", "k", "--workspace", "rt").stdout.strip()
+    for x in ("0", "5", "0"):
+        params = {"workspaceName": "rt", "featureServiceName": "svc",
+                  "joinKeyMap": {"user_id": "u"}, "requestContextMap": {"x": x}}  # fmt: skip
+        body = {"params": params}
+        response = client.post(GET, json=body, headers={"Authorization": f"Tecton-key {key}"})
+        assert response.status_code == (400 if x == "0" else 200)
+    found = samples(scrape(client))
+    assert value(found, "tectonite_realtime_transform_errors_total", workspace="rt") == 2
+
+
+def test_metrics_off_removes_the_endpoint(settings, database):
+    app = create_app(settings.replace(metrics=False), database=database)
+    response = app.test_client().get("/metrics")
+    assert response.status_code == 404
+    assert response.json == {"error": "Not Found", "code": 5, "message": "Not Found"}
+
+
+def test_request_ids_are_returned_accepted_and_validated(client):
+    generated = client.get("/healthz").headers["X-Request-Id"]
+    assert generated and generated != client.get("/healthz").headers["X-Request-Id"]
+    supplied = client.get("/healthz", headers={"X-Request-Id": "trace-42.a_b"})
+    assert supplied.headers["X-Request-Id"] == "trace-42.a_b"
+    for bad in ("x" * 65, "has space", "semi;colon", "é"):
+        echoed = client.get("/nope", headers={"X-Request-Id": bad}).headers["X-Request-Id"]
+        assert echoed != bad and len(echoed) <= 64
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def _scrape(base_url: str) -> dict:
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return samples(response.read().decode())
+
+
+def _total(found, endpoint: str) -> float:
+    return sum(
+        v for (name, labels), v in found.items()
+        if name == "tectonite_requests_total" and dict(labels)["endpoint"] == endpoint
+    )  # fmt: skip
+
+
+def test_every_worker_process_is_counted(live):
+    server, key = live
+    before = _total(_scrape(server.base_url), GET)
+    count = 40
+    data = orjson.dumps(BODY)
+    for _ in range(count):  # a new connection each: gunicorn spreads them over its workers
+        request = urllib.request.Request(
+            f"{server.api_url}/v1/feature-service/get-features",
+            data=data,
+            headers={"Authorization": f"Tecton-key {key}", "Connection": "close"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    # Each scrape may land on either worker; every one of them reports the merged total.
+    for _ in range(6):
+        found = _scrape(server.base_url)
+        assert _total(found, GET) - before == count
+    assert value(found, "tectonite_change_feed_age_seconds") < 10
+    assert value(found, "tectonite_definitions_age_seconds") > 0
+    assert ("tectonite_db_pool_connections_in_use", ()) in found
+
+
+@pytest.mark.parametrize("setting", ["off"])
+def test_metrics_off_on_a_real_server(setting, database_url, settings):
+    from tests.conftest import start_server
+
+    proc = start_server(
+        {
+            "DATABASE_URL": database_url,
+            "TECTONITE_METRICS": setting,
+            "WEB_CONCURRENCY": "1",
+            "TECTONITE_SECRET": settings.secret or "",
+        }
+    )
+    try:
+        started = time.monotonic()
+        try:
+            urllib.request.urlopen(f"{proc.base_url}/metrics", timeout=10)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+            assert orjson.loads(exc.read())["code"] == 5
+        else:
+            raise AssertionError("/metrics answered with TECTONITE_METRICS=off")
+        assert time.monotonic() - started < 10
+    finally:
+        proc.stop()
