@@ -5,7 +5,6 @@ into tile partials, and computing every feature from the tiles and raw events of
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -278,19 +277,16 @@ class ReadPlan:
     raw_ranges: tuple[tuple[datetime | None, datetime], ...]
 
 
-def stored_spec_text(spec: AggregationSpec | None) -> str | None:
-    """The spec as the text the feature_views row keeps (see `spec_from_stored_text`)."""
-    return None if spec is None else json.dumps(spec.to_json(), sort_keys=True)
+def stored_spec(spec: AggregationSpec | None) -> dict[str, Any] | None:
+    """The spec as `feature_views.aggregation` keeps it (JSONB; None for other views)."""
+    return None if spec is None else spec.to_json()
 
 
-def spec_from_stored_text(text: str | None) -> AggregationSpec | None:
-    """The spec a stream view's row keeps, or None for a view without aggregates.
-
-    Until feature_views gets its own `aggregation` JSONB column, the spec is kept as JSON
-    text in `transform_source`, which only realtime views otherwise use."""
-    if not text:
+def spec_from_stored(data: Mapping[str, Any] | None) -> AggregationSpec | None:
+    """The spec a view's `aggregation` column keeps, or None for a view without aggregates."""
+    if not data:
         return None
-    return AggregationSpec.from_json(json.loads(text))
+    return AggregationSpec.from_json(data)
 
 
 def _range_sort(item: tuple[int | None, int]) -> tuple[int, int]:

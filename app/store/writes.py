@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import Connection, Select, delete, text
 from sqlalchemy.orm import Session
 
-from app.store.tables import OnlineValue
+from app.store.tables import AggregationEvent, AggregationTile, OnlineValue
 
 # The guard shared by both paths: an update only when the stored row is not newer.
 _ON_CONFLICT = """
@@ -151,8 +151,10 @@ SELECT DISTINCT ON (s.entity_key) :feature_view_id, s.entity_key, s.event_time, 
 
 
 def delete_values(session: Session, feature_view_ids: Sequence[int] | Select[Any]) -> None:
-    """Forget every stored row of the views (a view was deleted or changed destructively)."""
-    session.execute(delete(OnlineValue).where(OnlineValue.feature_view_id.in_(feature_view_ids)))
+    """Forget every stored row of the views (a view was deleted or changed destructively):
+    latest values, aggregation tiles and events."""
+    for table in (OnlineValue, AggregationTile, AggregationEvent):
+        session.execute(delete(table).where(table.feature_view_id.in_(feature_view_ids)))
 
 
 def analyze(session: Session) -> None:
