@@ -191,12 +191,23 @@ class AggregationSpec:
         """Every feature's served Python value at `now` (None for an empty window) from the
         stored tiles and, in continuous mode, the raw events of the read plan's ranges. Rows
         outside a window are ignored, so the caller may pass a superset."""
+        return {name: value for name, (value, _) in self.evaluate(now, tiles, events).items()}
+
+    def evaluate(
+        self,
+        now: datetime,
+        tiles: Iterable[tuple[datetime, TileJson]],
+        events: Iterable[Event] = (),
+    ) -> dict[str, tuple[Any, bool]]:
+        """`compute`, with whether each window held any value of its column: a window with
+        values can still finalise to None (var_samp of one value), which serving answers as
+        PRESENT, while an empty one is MISSING_DATA."""
         reads = self.window_reads(now)
         sizes = self.partial_sizes
         decoded = [(to_us(start), tile) for start, tile in tiles]
         raw = [(to_us(e.timestamp), e) for e in events]
         cache: dict[tuple[int, str], Partial] = {}
-        results: dict[str, Any] = {}
+        results: dict[str, tuple[Any, bool]] = {}
         for feature in self.features:
             read, key = reads[feature.name], feature.partial_key
             merged: Partial | None = None
@@ -212,7 +223,9 @@ class AggregationSpec:
                     part = partial_from_value(key, column, (ts, event.sequence), sizes[key])
                     if part is not None:
                         merged = part if merged is None else merged.merge(part)
-            results[feature.name] = None if merged is None else merged.finalize(feature.function)
+            results[feature.name] = (
+                (None, False) if merged is None else (merged.finalize(feature.function), True)
+            )
         return results
 
     # ------------------------------------------------------------------ stored form

@@ -16,8 +16,6 @@ Choices where Tecton's behaviour is not documented (README, "Differences from Te
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Response
 from sqlalchemy import select
 
@@ -29,7 +27,8 @@ from app.ingest.service import UnknownSource
 from app.jsonio import json_response, read_json_body
 from app.models import Workspace
 from app.security import authenticate, require_permission
-from app.store import ValueRow, put_values
+from app.serving import clock
+from app.store import EventRow, ValueRow, add_events, put_values
 from auth.permissions import INGEST, INGEST_DRY_RUN
 
 MAX_RECORD_ERRORS = 100
@@ -70,11 +69,12 @@ def _ingest(*, camel_case: bool) -> Response:
         raise NotFound(exc.message) from None
 
     rows: list[ValueRow] = []
+    events: dict[int, list[EventRow]] = {}
     errors: list[dict[str, str]] = []
-    now = datetime.now(UTC)
+    now = clock.now()
     for plan in plans:
         for index, record in enumerate(request.records[plan.name]):
-            plan.convert(index, record, now, rows, errors)
+            plan.convert(index, record, now, rows, errors, events)
             if len(errors) >= MAX_RECORD_ERRORS:
                 break
     if errors:
@@ -83,6 +83,11 @@ def _ingest(*, camel_case: bool) -> Response:
 
     if not request.dry_run:
         put_values(session, rows)
+        specs = {view.id: view.aggregation for plan in plans for view in plan.views}
+        for view_id, view_events in sorted(events.items()):
+            spec = specs[view_id]
+            if spec is not None:
+                add_events(session, view_id, spec, view_events)
         session.commit()  # acknowledged only once durable and visible to every reader
     metrics = [
         {
