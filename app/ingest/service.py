@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,9 @@ class TargetView:
     features: tuple[tuple[str, FeatureType], ...]
     ttl_seconds: int | None
     aggregation: AggregationSpec | None = None  # an aggregate view: it takes events
+    # An aggregate view's push source: its columns (besides the timestamp) and timestamp field.
+    source_columns: tuple[tuple[str, FeatureType], ...] = ()
+    source_timestamp: str | None = None
 
     @property
     def aggregated_columns(self) -> tuple[str, ...]:
@@ -105,7 +108,21 @@ def bulk_target(session: Session, workspace: str, view_name: str) -> TargetView:
         raise BulkTargetError(
             f'"{view_name}" is a realtime feature view: it computes values, stores none'
         )
-    return load_target_views(session, workspace, [view])[0]
+    target = load_target_views(session, workspace, [view])[0]
+    if target.aggregation is None or view.source_id is None:
+        return target
+    source = session.get(PushSource, view.source_id)
+    assert source is not None  # noqa: S101 (a foreign key)
+    keys = {name for name, _ in target.join_keys}
+    return replace(
+        target,
+        source_columns=tuple(
+            (f.name, parse_type(f.type))
+            for f in source.fields
+            if f.name != source.timestamp_field and f.name not in keys
+        ),
+        source_timestamp=source.timestamp_field,
+    )
 
 
 # --------------------------------------------------------------------------- Stream Ingest

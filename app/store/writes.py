@@ -161,4 +161,5 @@ def analyze(session: Session) -> None:
     """Refresh the planner's statistics of the store in the caller's transaction, so the first
     reads after a large load are planned on the table as it now is, not as autovacuum last saw
     it."""
-    session.execute(text(f"ANALYZE {OnlineValue.__tablename__}"))
+    for table in (OnlineValue, AggregationTile, AggregationEvent):
+        session.execute(text(f"ANALYZE {table.__tablename__}"))
