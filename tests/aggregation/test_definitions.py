@@ -1,6 +1,5 @@
 """Aggregate feature views in a definitions file: plan-time validation and apply."""
 
-import json
 
 import pytest
 from sqlalchemy import select
@@ -182,4 +181,4 @@ def test_apply_stores_the_spec_and_a_change_of_it_is_planned(runner, tmp_path, d
     assert "features:        + amt_mean_2d_10m (Float64)" in output
     assert "aggregation:" in output and "amt_mean_2d_10m=mean(amt, 2d)" in output
     assert "(stored feature values of this view will be deleted)" in output
-    assert isinstance(AggregationSpec.from_json(json.loads(stored)), AggregationSpec)
+    assert isinstance(AggregationSpec.from_json(stored), AggregationSpec)
