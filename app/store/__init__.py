@@ -30,6 +30,7 @@ from app.store.writes import (
     delete_values,
     features_json,
     put_values,
+    vacuum,
 )
 
 STORE = Slot[OnlineStore]("tectonite.store")
@@ -57,6 +58,7 @@ __all__ = [
     "init_app",
     "open_store",
     "put_values",
+    "vacuum",
 ]
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, delete, text
+from sqlalchemy import Connection, Engine, Select, delete, text
 from sqlalchemy.orm import Session
 
 from app.store.tables import AggregationEvent, AggregationTile, OnlineValue
@@ -163,3 +163,12 @@ def analyze(session: Session) -> None:
     it."""
     for table in (OnlineValue, AggregationTile, AggregationEvent):
         session.execute(text(f"ANALYZE {table.__tablename__}"))
+
+
+def vacuum(engine: Engine) -> None:
+    """VACUUM the store (outside any transaction) after a large committed load: it sets the new
+    rows' hint bits and visibility, which the first reads would otherwise do one page at a time,
+    and leaves autovacuum nothing to start on the same table while they run."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in (OnlineValue, AggregationTile, AggregationEvent):
+            connection.exec_driver_sql(f"VACUUM {table.__tablename__}")
