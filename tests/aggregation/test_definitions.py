@@ -1,6 +1,5 @@
 """Aggregate feature views in a definitions file: plan-time validation and apply."""
 
-
 import pytest
 from sqlalchemy import select
 
