@@ -122,7 +122,7 @@ class FeatureView(Base):
     transform_function: Mapped[str | None] = mapped_column(Text)
     transform_file: Mapped[str | None] = mapped_column(Text)
     # Aggregate stream views only: `AggregationSpec.to_json()` (see app.aggregation).
-    aggregation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    aggregation: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
 
     entities: Mapped[list[FeatureViewEntity]] = relationship(
         order_by="FeatureViewEntity.position", cascade="all, delete-orphan", lazy="selectin"
