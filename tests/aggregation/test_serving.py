@@ -6,7 +6,7 @@ effective times, coerceNullCountsToZero, continuous replacement, ttl record erro
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -374,3 +374,44 @@ def test_one_round_trip_for_a_service_mixing_aggregate_and_plain_views(client, k
     trips, sent = round_trips(connection, lambda: get(client, consumer))
     assert trips == 1, sent
     assert "Query" not in sent
+
+
+def test_official_client_against_a_real_server(committed_runner, clean_database, tmp_path, server):
+    """Through a real server and tecton-client 0.4, with real time as now: events a few hours
+    old sit in complete tiles inside the 1-day windows whatever the minute the test runs."""
+    import httpx
+    from tecton_client import MetadataOptions, TectonClient
+
+    committed_runner.ok("workspace", "create", "prod")
+    path = write_repo(tmp_path / "repo", DEFINITIONS, TRANSFORMS)
+    committed_runner.ok("apply", "-f", str(path), "--workspace", "prod", "--yes")
+    editor = create_key(committed_runner, "editor")
+    consumer = create_key(committed_runner, "consumer")
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    stamps = [
+        (hour - timedelta(hours=h, minutes=-5)).strftime("%Y-%m-%dT%H:%M:%SZ") for h in (3, 2)
+    ]
+    body = {"workspace_name": "prod", "dry_run": False, "records": {"transactions": [
+        {"record": record(stamps[0], amt=1.25, merchant="a")},
+        {"record": record(stamps[1], amt=2.5, merchant="b")}]}}  # fmt: skip
+    with httpx.Client() as http:
+        response = http.post(
+            f"{server.base_url}/ingest",
+            json=body,
+            headers={"Authorization": f"Tecton-key {editor}"},
+        )
+        assert response.status_code == 200, response.text
+        client = TectonClient(server.base_url, consumer, default_workspace_name="prod", client=http)
+        result = client.get_features(
+            feature_service_name="svc",
+            join_key_map={"user_id": "u1"},
+            request_context_map={"amt": 1.0},
+            metadata_options=MetadataOptions(include_names=True, include_data_types=True),
+        )
+    features = result.get_features_dict()
+    assert features["metrics.qty_count_1d_1h"] == 2  # an int64 string, decoded by the client
+    assert features["metrics.qty_sum_1d_1h"] == 2
+    assert features["metrics.merchant_last_distinct_2_1d_1h"] == ["a", "b"]
+    assert features["lifetime_counts.qty_count_lifetime_1d"] in (None, 2)  # 1d tiles
+    assert features["recent.amt_sum_1h_continuous"] is None  # both older than an hour
+    assert features["profile.segment"] is None
