@@ -12,7 +12,13 @@ from typing import Any
 
 from app.aggregation.durations import from_us, human_readable, parse_duration_us, to_us
 from app.aggregation.functions import AggregateFunction, parse_function
-from app.aggregation.partials import Partial, partial_from_json, partial_from_value, partial_key
+from app.aggregation.partials import (
+    Partial,
+    merge_all,
+    partial_from_json,
+    partial_from_value,
+    partial_key,
+)
 from app.aggregation.windows import (
     CONTINUOUS,
     TIME_INTERVAL,
@@ -210,19 +216,20 @@ class AggregationSpec:
         results: dict[str, tuple[Any, bool]] = {}
         for feature in self.features:
             read, key = reads[feature.name], feature.partial_key
-            merged: Partial | None = None
+            parts: list[Partial] = []
             for start, tile in decoded:
                 if key in tile and read.has_tile(start):
                     part = cache.get((start, key))
                     if part is None:
                         part = cache[(start, key)] = partial_from_json(key, tile[key], sizes[key])
-                    merged = part if merged is None else merged.merge(part)
+                    parts.append(part)
             for ts, event in raw:
                 if read.has_raw(ts):
                     column = event.values.get(feature.column)
                     part = partial_from_value(key, column, (ts, event.sequence), sizes[key])
                     if part is not None:
-                        merged = part if merged is None else merged.merge(part)
+                        parts.append(part)
+            merged = merge_all(parts)
             results[feature.name] = (
                 (None, False) if merged is None else (merged.finalize(feature.function), True)
             )
