@@ -5,6 +5,7 @@ into tile partials, and computing every feature from the tiles and raw events of
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,13 +102,10 @@ class AggregationSpec:
 
     @property
     def partial_sizes(self) -> dict[str, int | None]:
-        """Each partial key the tiles hold → the largest n its features use (None: no n)."""
-        sizes: dict[str, int | None] = {}
-        for feature in self.features:
-            n = feature.function.n
-            current = sizes.get(feature.partial_key)
-            sizes[feature.partial_key] = max(current or 0, n) if n is not None else current
-        return sizes
+        """Each partial key the tiles hold → the largest n its features use (None: no n).
+        Computed once per distinct feature list (every tile merge and read asks); callers
+        must not change the dict."""
+        return _partial_sizes(self.features)
 
     # ------------------------------------------------------------------ writes
 
@@ -307,6 +305,16 @@ def spec_from_stored(data: Mapping[str, Any] | None) -> AggregationSpec | None:
     if not data:
         return None
     return AggregationSpec.from_json(data)
+
+
+@functools.lru_cache(maxsize=256)
+def _partial_sizes(features: tuple[AggregateFeature, ...]) -> dict[str, int | None]:
+    sizes: dict[str, int | None] = {}
+    for feature in features:
+        n = feature.function.n
+        current = sizes.get(feature.partial_key)
+        sizes[feature.partial_key] = max(current or 0, n) if n is not None else current
+    return sizes
 
 
 def _range_sort(item: tuple[int | None, int]) -> tuple[int, int]:

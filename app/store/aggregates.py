@@ -1,17 +1,17 @@
 """Writing events into an aggregate view: each event is kept (aggregation_events) and folded
 into its tile's partial aggregates (aggregation_tiles), in the caller's transaction.
 
-One call per view and request (or bulk-load chunk), a few set-based statements whatever the
-number of events:
-1. sequence numbers for the events (they order events ingested at the same instant);
-2. continuous mode only: the stored events with the same key and timestamp are deleted (last
+One call per view and request (or bulk-load chunk), three set-based statements whatever the
+number of events (four in continuous mode):
+1. continuous mode only: the stored events with the same key and timestamp are deleted (last
    write wins) and their tiles marked for a rebuild;
-3. the events are inserted;
-4. every affected tile is created or locked, in primary-key order (so concurrent writers cannot
+2. the events are inserted, with sequence numbers that order events ingested at the same
+   instant;
+3. every affected tile is created or locked, in primary-key order (so concurrent writers cannot
    deadlock), by one `INSERT … ON CONFLICT DO UPDATE … RETURNING` that hands back the tile's
    current partials: a tile nobody has yet is created empty and locked by the same statement;
-5. tiles to rebuild re-read their events; each affected tile is merged once in Python
-   (`AggregationSpec.merge_into_tile`) and written back by one UPDATE.
+4. each affected tile is merged once in Python (`AggregationSpec.merge_into_tile`; tiles to
+   rebuild re-read their events first) and written back by one UPDATE.
 
 So a 100-record request touches each of its tiles once. Nothing here commits.
 """
@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, text
+import psycopg
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from app.aggregation import CONTINUOUS, AggregationSpec, Event
@@ -42,57 +43,54 @@ class EventRow:
     values: dict[str, Any]
 
 
-_SEQUENCES = text("SELECT nextval('aggregation_event_sequence') FROM generate_series(1, :n)")
+# Statements run on the driver connection with psycopg's prepared statements (SQLAlchemy's
+# compilation and parameter conversion cost more than the statements themselves here).
+# Sequence numbers: one nextval per call, times 2^20, plus the event's index in the call, so
+# they grow with ingestion order across calls and need no round trip of their own.
+SEQUENCE_BLOCK = 1 << 20
 
-_DELETE_REPLACED = text(
-    """
+_INSERT_EVENTS = """
+WITH block AS (SELECT nextval('aggregation_event_sequence') * 1048576 AS base),
+     inserted AS (
+       INSERT INTO aggregation_events
+              (feature_view_id, entity_key, event_time, sequence, "values")
+       SELECT %(view)b, r.k, r.t, block.base + r.i, r.v::jsonb
+         FROM block, unnest(%(keys)b::text[], %(times)b::timestamptz[], %(indexes)b::bigint[],
+                            %(values)b::text[]) AS r(k, t, i, v)
+     )
+SELECT base FROM block
+"""
+
+_DELETE_REPLACED = """
 DELETE FROM aggregation_events AS e
- USING unnest(CAST(:entity_keys AS text[]), CAST(:event_times AS timestamptz[])) AS r(k, t)
- WHERE e.feature_view_id = :feature_view_id AND e.entity_key = r.k AND e.event_time = r.t
+ USING unnest(%(keys)b::text[], %(times)b::timestamptz[]) AS r(k, t)
+ WHERE e.feature_view_id = %(view)b AND e.entity_key = r.k AND e.event_time = r.t
 RETURNING e.entity_key, e.event_time
 """
-)
 
-_INSERT_EVENTS = text(
-    """
-INSERT INTO aggregation_events (feature_view_id, entity_key, event_time, sequence, "values")
-SELECT :feature_view_id, r.k, r.t, r.s, r.v::jsonb
-  FROM unnest(CAST(:entity_keys AS text[]), CAST(:event_times AS timestamptz[]),
-              CAST(:sequences AS bigint[]), CAST(:values AS text[])) AS r(k, t, s, v)
-"""
-)
-
-_LOCK_TILES = text(
-    """
+_LOCK_TILES = """
 INSERT INTO aggregation_tiles (feature_view_id, entity_key, tile_start, partials)
-SELECT :feature_view_id, r.k, r.s, '{}'::jsonb
-  FROM unnest(CAST(:entity_keys AS text[]), CAST(:tile_starts AS timestamptz[])) AS r(k, s)
+SELECT %(view)b, r.k, r.s, '{}'::jsonb
+  FROM unnest(%(keys)b::text[], %(starts)b::timestamptz[]) AS r(k, s)
  ORDER BY r.k COLLATE "C", r.s
 ON CONFLICT (feature_view_id, entity_key, tile_start)
    DO UPDATE SET partials = aggregation_tiles.partials
 RETURNING entity_key, tile_start, partials
 """
-)
 
-_TILE_EVENTS = text(
-    """
+_TILE_EVENTS = """
 SELECT e.entity_key, r.s, e.event_time, e.sequence, e."values"
-  FROM unnest(CAST(:entity_keys AS text[]), CAST(:tile_starts AS timestamptz[]),
-              CAST(:tile_ends AS timestamptz[])) AS r(k, s, x)
+  FROM unnest(%(keys)b::text[], %(starts)b::timestamptz[], %(ends)b::timestamptz[]) AS r(k, s, x)
   JOIN aggregation_events AS e
-    ON e.feature_view_id = :feature_view_id AND e.entity_key = r.k
+    ON e.feature_view_id = %(view)b AND e.entity_key = r.k
    AND e.event_time >= r.s AND e.event_time < r.x
 """
-)
 
-_UPDATE_TILES = text(
-    """
+_UPDATE_TILES = """
 UPDATE aggregation_tiles AS t SET partials = r.p::jsonb
-  FROM unnest(CAST(:entity_keys AS text[]), CAST(:tile_starts AS timestamptz[]),
-              CAST(:partials AS text[])) AS r(k, s, p)
- WHERE t.feature_view_id = :feature_view_id AND t.entity_key = r.k AND t.tile_start = r.s
+  FROM unnest(%(keys)b::text[], %(starts)b::timestamptz[], %(partials)b::text[]) AS r(k, s, p)
+ WHERE t.feature_view_id = %(view)b AND t.entity_key = r.k AND t.tile_start = r.s
 """
-)
 
 TileKey = tuple[str, datetime]
 
@@ -103,69 +101,82 @@ def add_events(
     spec: AggregationSpec,
     rows: Sequence[EventRow],
 ) -> int:
-    """Store `rows` (in ingestion order) and fold them into their tiles; return how many."""
+    """Store `rows` (in ingestion order; at most 2^20) and fold them into their tiles; return
+    how many events were stored."""
     if not rows:
         return 0
+    if len(rows) > SEQUENCE_BLOCK:
+        raise ValueError(f"at most {SEQUENCE_BLOCK} events per call")
     if spec.mode == CONTINUOUS:
         rows = _last_per_instant(rows)
-    sequences = sorted(connection.execute(_SEQUENCES, {"n": len(rows)}).scalars())
-    columns = sorted({f.column for f in spec.features})
-    events: dict[TileKey, list[Event]] = defaultdict(list)
-    for row, sequence in zip(rows, sequences, strict=True):
-        event = Event(row.timestamp, sequence, row.values)
-        events[(row.entity_key, spec.tile_start(row.timestamp))].append(event)
+    cursor = _cursor(connection)
+    view = feature_view_id
+    keys = [r.entity_key for r in rows]
+    times = [r.timestamp for r in rows]
 
     rebuild: set[TileKey] = set()
     if spec.mode == CONTINUOUS:
-        replaced = connection.execute(
+        cursor.execute(
             _DELETE_REPLACED,
-            {
-                "feature_view_id": feature_view_id,
-                "entity_keys": [r.entity_key for r in rows],
-                "event_times": [r.timestamp for r in rows],
-            },
+            {"view": view, "keys": keys, "times": times},
+            prepare=True,
         )
-        rebuild = {(key, spec.tile_start(at)) for key, at in replaced}
+        rebuild = {(key, spec.tile_start(at)) for key, at in cursor.fetchall()}
 
-    connection.execute(
+    columns = sorted({f.column for f in spec.features})
+    cursor.execute(
         _INSERT_EVENTS,
         {
-            "feature_view_id": feature_view_id,
-            "entity_keys": [r.entity_key for r in rows],
-            "event_times": [r.timestamp for r in rows],
-            "sequences": sequences,
+            "view": view,
+            "keys": keys,
+            "times": times,
+            "indexes": list(range(len(rows))),
             "values": [_values_json(r.values, columns) for r in rows],
         },
+        prepare=True,
     )
+    row = cursor.fetchone()
+    assert row is not None  # noqa: S101 (the statement always returns its block)
+    base = int(row[0])
+    events: dict[TileKey, list[Event]] = defaultdict(list)
+    for index, event_row in enumerate(rows):
+        event = Event(event_row.timestamp, base + index, event_row.values)
+        events[(event_row.entity_key, spec.tile_start(event_row.timestamp))].append(event)
 
-    tiles = sorted(events)
-    locked = connection.execute(
+    tiles = sorted(events.keys() | rebuild)
+    cursor.execute(
         _LOCK_TILES,
-        {
-            "feature_view_id": feature_view_id,
-            "entity_keys": [k for k, _ in tiles],
-            "tile_starts": [s for _, s in tiles],
-        },
+        {"view": view, "keys": [k for k, _ in tiles], "starts": [s for _, s in tiles]},
+        prepare=True,
     )
-    stored: dict[TileKey, dict[str, Any]] = {(k, s): p for k, s, p in locked}
+    stored: dict[TileKey, dict[str, Any]] = {(k, s): p for k, s, p in cursor.fetchall()}
 
     merged: dict[TileKey, dict[str, Any]] = {}
     if rebuild:
-        merged.update(_rebuilt(connection, feature_view_id, spec, sorted(rebuild)))
+        merged.update(_rebuilt(cursor, view, spec, sorted(rebuild)))
     for tile in tiles:
         if tile not in rebuild:
             merged[tile] = spec.merge_into_tile(stored.get(tile) or None, events[tile])
-    order = sorted(merged)
-    connection.execute(
+    cursor.execute(
         _UPDATE_TILES,
         {
-            "feature_view_id": feature_view_id,
-            "entity_keys": [k for k, _ in order],
-            "tile_starts": [s for _, s in order],
-            "partials": [orjson.dumps(merged[t]).decode() for t in order],
+            "view": view,
+            "keys": [k for k, _ in tiles],
+            "starts": [s for _, s in tiles],
+            "partials": [orjson.dumps(merged[t]).decode() for t in tiles],
         },
+        prepare=True,
     )
     return len(rows)
+
+
+def _cursor(connection: Connection | Session) -> psycopg.Cursor[Any]:
+    """A cursor of the caller's transaction on its psycopg connection."""
+    bound = connection.connection() if isinstance(connection, Session) else connection
+    raw = bound.connection.driver_connection
+    if raw is None:  # pragma: no cover (a checked-out connection always has one)
+        raise RuntimeError("no driver connection")
+    return raw.cursor()  # type: ignore[no-any-return]
 
 
 def _last_per_instant(rows: Sequence[EventRow]) -> list[EventRow]:
@@ -178,24 +189,19 @@ def _last_per_instant(rows: Sequence[EventRow]) -> list[EventRow]:
 
 
 def _rebuilt(
-    connection: Connection | Session,
-    feature_view_id: int,
-    spec: AggregationSpec,
-    tiles: list[TileKey],
+    cursor: psycopg.Cursor[Any], view: int, spec: AggregationSpec, tiles: list[TileKey]
 ) -> dict[TileKey, dict[str, Any]]:
     """Tiles recomputed from every event they now hold (after a replacement)."""
     size = timedelta(microseconds=spec.tile_us)
-    found = connection.execute(
-        _TILE_EVENTS,
-        {
-            "feature_view_id": feature_view_id,
-            "entity_keys": [k for k, _ in tiles],
-            "tile_starts": [s for _, s in tiles],
-            "tile_ends": [s + size for _, s in tiles],
-        },
-    )
+    params = {
+        "view": view,
+        "keys": [k for k, _ in tiles],
+        "starts": [s for _, s in tiles],
+        "ends": [s + size for _, s in tiles],
+    }
+    cursor.execute(_TILE_EVENTS, params, prepare=True)
     events: dict[TileKey, list[Event]] = defaultdict(list)
-    for key, start, at, sequence, values in found:
+    for key, start, at, sequence, values in cursor.fetchall():
         events[(key, start)].append(Event(at, sequence, decoded_values(values)))
     return {tile: spec.merge_into_tile(None, events[tile]) for tile in tiles}
 
