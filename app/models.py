@@ -7,6 +7,7 @@ Types are stored as text in the Tecton SDK's spelling (`Int64`, `Array(String)`,
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -120,6 +121,8 @@ class FeatureView(Base):
     transform_source: Mapped[str | None] = mapped_column(Text)
     transform_function: Mapped[str | None] = mapped_column(Text)
     transform_file: Mapped[str | None] = mapped_column(Text)
+    # Aggregate stream views only: `AggregationSpec.to_json()` (see app.aggregation).
+    aggregation: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
 
     entities: Mapped[list[FeatureViewEntity]] = relationship(
         order_by="FeatureViewEntity.position", cascade="all, delete-orphan", lazy="selectin"

@@ -11,8 +11,8 @@ from app.aggregation.spec import (
     TileJson,
     default_name,
     parse_window,
-    spec_from_stored_text,
-    stored_spec_text,
+    spec_from_stored,
+    stored_spec,
 )
 from app.aggregation.windows import CONTINUOUS, TIME_INTERVAL, Window
 
@@ -33,6 +33,6 @@ __all__ = [
     "is_aggregate_view",
     "parse_function",
     "parse_window",
-    "spec_from_stored_text",
-    "stored_spec_text",
+    "spec_from_stored",
+    "stored_spec",
 ]

@@ -263,13 +263,28 @@ class EntriesPartial(Partial):
         self.n, self.latest, self.distinct = n, latest, distinct
         self.entries = self._trim(entries)
 
+    @classmethod
+    def stored(
+        cls, n: int, latest: bool, distinct: bool, entries: list[tuple[Order, Any]]
+    ) -> EntriesPartial:
+        """Entries read back from a tile: already trimmed and ascending, so not sorted again."""
+        if len(entries) > n:
+            return cls(n, latest, distinct, entries)
+        partial = cls.__new__(cls)
+        partial.n, partial.latest, partial.distinct, partial.entries = n, latest, distinct, entries
+        return partial
+
     def _trim(self, entries: list[tuple[Order, Any]]) -> list[tuple[Order, Any]]:
-        ranked = sorted(entries, key=lambda e: (*e[0], _tie_key(e[1])), reverse=self.latest)
+        if len({order for order, _ in entries}) == len(entries):  # the usual case: no ties
+            ranked = sorted(entries, key=lambda e: e[0], reverse=self.latest)
+        else:
+            ranked = sorted(entries, key=lambda e: (*e[0], _tie_key(e[1])), reverse=self.latest)
         if self.distinct:
-            seen: set[str] = set()
+            seen: set[Any] = set()
             unique = []
             for entry in ranked:  # the first occurrence seen is the one to keep
-                key = _tie_key(entry[1])
+                value = entry[1]
+                key = value if type(value) in (str, int) else _tie_key(value)
                 if key not in seen:
                     seen.add(key)
                     unique.append(entry)
@@ -488,24 +503,45 @@ def partial_from_value(key: str, value: Any, order: Order, n: int | None = None)
     raise ValueError(f"unknown partial key {key!r}")
 
 
+def merge_all(parts: list[Partial]) -> Partial | None:
+    """All of `parts` merged (None for none), without changing them; entries are concatenated
+    and trimmed once rather than once per merge."""
+    if not parts:
+        return None
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if isinstance(first, EntriesPartial):
+        entries = [e for part in parts for e in part.entries]  # type: ignore[attr-defined]
+        n = max(part.n for part in parts)  # type: ignore[attr-defined]
+        return EntriesPartial(n, first.latest, first.distinct, entries)
+    merged = first.merge(parts[1])
+    for part in parts[2:]:
+        merged = merged.absorb(part)  # `merged` is a new partial this function owns
+    return merged
+
+
+_READERS: dict[str, Callable[[Any], Partial]] = {
+    "count": lambda d: CountPartial.from_json(d),
+    "sum": lambda d: SumPartial.from_json(d),
+    "moments": lambda d: (
+        IntMomentsPartial.from_json(d) if d and d[0] == "i" else MomentsPartial.from_json(d)
+    ),
+    "last": lambda d: LastPartial.from_json(d),
+    "min": lambda d: ExtremePartial(decode_value(d), False),
+    "max": lambda d: ExtremePartial(decode_value(d), True),
+}
+
+
 def partial_from_json(key: str, data: Any, n: int | None = None) -> Partial:
     """Read back what `Partial.to_json()` wrote under `key`."""
     kind = _key_kind(key)
-    readers: dict[str, Callable[[Any], Partial]] = {
-        "count": CountPartial.from_json,
-        "sum": SumPartial.from_json,
-        "moments": lambda d: (
-            IntMomentsPartial.from_json(d) if d and d[0] == "i" else MomentsPartial.from_json(d)
-        ),
-        "last": LastPartial.from_json,
-        "min": lambda d: ExtremePartial(decode_value(d), False),
-        "max": lambda d: ExtremePartial(decode_value(d), True),
-    }
-    if kind in readers:
-        return readers[kind](data)
+    reader = _READERS.get(kind)
+    if reader is not None:
+        return reader(data)
     if kind in ("last_n", "first_n", "last_distinct_n", "first_distinct_n"):
         entries = [((int(e[0]), int(e[1])), decode_value(e[2])) for e in data]
-        return EntriesPartial(
+        return EntriesPartial.stored(
             n or max(len(entries), 1), kind.startswith("last"), "distinct" in kind, entries
         )
     if kind.startswith("distinct"):

@@ -5,7 +5,7 @@ into tile partials, and computing every feature from the tiles and raw events of
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +13,13 @@ from typing import Any
 
 from app.aggregation.durations import from_us, human_readable, parse_duration_us, to_us
 from app.aggregation.functions import AggregateFunction, parse_function
-from app.aggregation.partials import Partial, partial_from_json, partial_from_value, partial_key
+from app.aggregation.partials import (
+    Partial,
+    merge_all,
+    partial_from_json,
+    partial_from_value,
+    partial_key,
+)
 from app.aggregation.windows import (
     CONTINUOUS,
     TIME_INTERVAL,
@@ -96,13 +102,10 @@ class AggregationSpec:
 
     @property
     def partial_sizes(self) -> dict[str, int | None]:
-        """Each partial key the tiles hold → the largest n its features use (None: no n)."""
-        sizes: dict[str, int | None] = {}
-        for feature in self.features:
-            n = feature.function.n
-            current = sizes.get(feature.partial_key)
-            sizes[feature.partial_key] = max(current or 0, n) if n is not None else current
-        return sizes
+        """Each partial key the tiles hold → the largest n its features use (None: no n).
+        Computed once per distinct feature list (every tile merge and read asks); callers
+        must not change the dict."""
+        return _partial_sizes(self.features)
 
     # ------------------------------------------------------------------ writes
 
@@ -192,28 +195,42 @@ class AggregationSpec:
         """Every feature's served Python value at `now` (None for an empty window) from the
         stored tiles and, in continuous mode, the raw events of the read plan's ranges. Rows
         outside a window are ignored, so the caller may pass a superset."""
+        return {name: value for name, (value, _) in self.evaluate(now, tiles, events).items()}
+
+    def evaluate(
+        self,
+        now: datetime,
+        tiles: Iterable[tuple[datetime, TileJson]],
+        events: Iterable[Event] = (),
+    ) -> dict[str, tuple[Any, bool]]:
+        """`compute`, with whether each window held any value of its column: a window with
+        values can still finalise to None (var_samp of one value), which serving answers as
+        PRESENT, while an empty one is MISSING_DATA."""
         reads = self.window_reads(now)
         sizes = self.partial_sizes
         decoded = [(to_us(start), tile) for start, tile in tiles]
         raw = [(to_us(e.timestamp), e) for e in events]
         cache: dict[tuple[int, str], Partial] = {}
-        results: dict[str, Any] = {}
+        results: dict[str, tuple[Any, bool]] = {}
         for feature in self.features:
             read, key = reads[feature.name], feature.partial_key
-            merged: Partial | None = None
+            parts: list[Partial] = []
             for start, tile in decoded:
                 if key in tile and read.has_tile(start):
                     part = cache.get((start, key))
                     if part is None:
                         part = cache[(start, key)] = partial_from_json(key, tile[key], sizes[key])
-                    merged = part if merged is None else merged.merge(part)
+                    parts.append(part)
             for ts, event in raw:
                 if read.has_raw(ts):
                     column = event.values.get(feature.column)
                     part = partial_from_value(key, column, (ts, event.sequence), sizes[key])
                     if part is not None:
-                        merged = part if merged is None else merged.merge(part)
-            results[feature.name] = None if merged is None else merged.finalize(feature.function)
+                        parts.append(part)
+            merged = merge_all(parts)
+            results[feature.name] = (
+                (None, False) if merged is None else (merged.finalize(feature.function), True)
+            )
         return results
 
     # ------------------------------------------------------------------ stored form
@@ -278,19 +295,26 @@ class ReadPlan:
     raw_ranges: tuple[tuple[datetime | None, datetime], ...]
 
 
-def stored_spec_text(spec: AggregationSpec | None) -> str | None:
-    """The spec as the text the feature_views row keeps (see `spec_from_stored_text`)."""
-    return None if spec is None else json.dumps(spec.to_json(), sort_keys=True)
+def stored_spec(spec: AggregationSpec | None) -> dict[str, Any] | None:
+    """The spec as `feature_views.aggregation` keeps it (JSONB; None for other views)."""
+    return None if spec is None else spec.to_json()
 
 
-def spec_from_stored_text(text: str | None) -> AggregationSpec | None:
-    """The spec a stream view's row keeps, or None for a view without aggregates.
-
-    Until feature_views gets its own `aggregation` JSONB column, the spec is kept as JSON
-    text in `transform_source`, which only realtime views otherwise use."""
-    if not text:
+def spec_from_stored(data: Mapping[str, Any] | None) -> AggregationSpec | None:
+    """The spec a view's `aggregation` column keeps, or None for a view without aggregates."""
+    if not data:
         return None
-    return AggregationSpec.from_json(json.loads(text))
+    return AggregationSpec.from_json(data)
+
+
+@functools.lru_cache(maxsize=256)
+def _partial_sizes(features: tuple[AggregateFeature, ...]) -> dict[str, int | None]:
+    sizes: dict[str, int | None] = {}
+    for feature in features:
+        n = feature.function.n
+        current = sizes.get(feature.partial_key)
+        sizes[feature.partial_key] = max(current or 0, n) if n is not None else current
+    return sizes
 
 
 def _range_sort(item: tuple[int | None, int]) -> tuple[int, int]:

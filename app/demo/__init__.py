@@ -1,45 +1,45 @@
 """`tectonite serve --demo`: a live `demo` workspace with a feature service, values and a key.
 
-Idempotent: definitions are applied only when they differ, values are upserted, and the demo's
-service account is replaced, so exactly one demo key works at a time.
+Idempotent: definitions are applied only when they differ, the sample transactions are
+ingested afresh relative to now (their views' earlier events are dropped, so the windows hold
+exactly them), and the demo's service account is replaced, so exactly one demo key works at a
+time.
 """
 
 from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import changes
+from app.aggregation import spec_from_stored
 from app.models import FeatureView
 from app.repo.loader import load_definitions
 from app.repo.plan import compute_plan
 from app.repo.service import apply_plan, create_workspace
 from app.repo.state import find_workspace, stored_definitions
-from app.store import ValueRow, entity_key, features_json, put_values
-from app.types import coerce_value, encode_value, parse_type
+from app.serving import clock
+from app.store import EventRow, add_events, delete_values, entity_key
 from auth import store
 
 WORKSPACE = "demo"
 SERVICE = "fraud_detection_feature_service"
 ACCOUNT_NAME = "tectonite-demo"
 DEFINITIONS = Path(__file__).with_name("features.yaml")
-EVENT_TIME = datetime(2026, 1, 1, tzinfo=UTC)
-VALUES: dict[str, dict[str, dict[str, Any]]] = {
-    "user_transaction_amount_metrics": {
-        "user_1": {"amt_mean_1d_10m": 58.35, "amt_sum_1d_10m": 842.86},
-        "user_2": {"amt_mean_1d_10m": 120.5, "amt_sum_1d_10m": 241.0},
-    },
-    "user_transaction_counts": {
-        "user_1": {"transaction_count_1d_1d": 3, "transaction_id_last_3_1d_1d": ["t1", "t2", "t3"]},
-        "user_2": {"transaction_count_1d_1d": 2, "transaction_id_last_3_1d_1d": ["t4", "t5"]},
-    },
-}
+# (user, transaction id, amount, hours before the start of the current hour): every event lies
+# in a complete tile of both views and inside their 1-day windows for the next ~20 hours.
+TRANSACTIONS: tuple[tuple[str, str, float, int], ...] = (
+    ("user_1", "t1", 25.5, 3),
+    ("user_1", "t2", 60.0, 2),
+    ("user_1", "t3", 89.55, 1),
+    ("user_2", "t4", 100.0, 2),
+    ("user_2", "t5", 141.0, 1),
+)
 
 
 @dataclass(frozen=True)
@@ -58,20 +58,7 @@ def prepare_demo(session: Session, configured_secret: str | None) -> Demo:
     plan = compute_plan(stored_definitions(session, workspace), desired)
     if not plan.empty:
         apply_plan(session, workspace, desired, plan)
-    rows: list[ValueRow] = []
-    for view_name, by_user in VALUES.items():
-        view = session.scalars(
-            select(FeatureView).where(
-                FeatureView.workspace_id == workspace.id, FeatureView.name == view_name
-            )
-        ).one()
-        types = {f.name: parse_type(f.type) for f in view.features}
-        for user, values in by_user.items():
-            encoded = {
-                n: encode_value(types[n], coerce_value(types[n], v)) for n, v in values.items()
-            }
-            rows.append(ValueRow(view.id, entity_key([user]), EVENT_TIME, features_json(encoded)))
-    put_values(session, rows)  # last-write-wins: newer values ingested into the demo stay
+    _ingest_transactions(session, workspace.id)
     for account in store.list_service_accounts(session):
         if account.name == ACCOUNT_NAME:
             store.delete_service_account(session, account.id)
@@ -89,6 +76,28 @@ def prepare_demo(session: Session, configured_secret: str | None) -> Demo:
     store.assign_role(session, account.id, "consumer", WORKSPACE)
     changes.announce(session, changes.AUTH_TOPIC)
     return Demo(WORKSPACE, SERVICE, new_key.key)
+
+
+def _ingest_transactions(session: Session, workspace_id: int) -> None:
+    hour = clock.now().replace(minute=0, second=0, microsecond=0)
+    views = session.scalars(
+        select(FeatureView).where(
+            FeatureView.workspace_id == workspace_id, FeatureView.aggregation.is_not(None)
+        )
+    ).all()
+    delete_values(session, [view.id for view in views])
+    events = [
+        EventRow(
+            entity_key([user]),
+            hour - timedelta(hours=hours) + timedelta(minutes=5),
+            {"transaction_id": transaction, "amt": amount},
+        )
+        for user, transaction, amount, hours in TRANSACTIONS
+    ]
+    for view in views:
+        spec = spec_from_stored(view.aggregation)
+        assert spec is not None  # noqa: S101 (selected for it)
+        add_events(session, view.id, spec, events)
 
 
 def instructions(base_url: str, demo: Demo) -> str:

@@ -19,8 +19,16 @@ from rich.progress import (
 )
 
 from app.cli.context import CliContext, pass_context
-from app.ingest.bulk import FORMATS, BulkLoadError, ProgressCallback, detect_format, load_file
+from app.ingest.bulk import (
+    FORMATS,
+    BulkLoadError,
+    ProgressCallback,
+    detect_format,
+    load_events,
+    load_file,
+)
 from app.ingest.service import BulkTargetError, bulk_target
+from app.serving import clock
 from app.store import analyze, vacuum
 
 # Loads this large refresh the store's planner statistics before they commit.
@@ -40,9 +48,9 @@ PLAIN_PROGRESS_EVERY = 100_000  # rows between progress lines when stderr is not
 )
 @click.option(
     "--timestamp-column",
-    default="timestamp",
-    show_default=True,
-    help="The column holding each row's event time.",
+    default=None,
+    help="The column holding each row's event time (default: timestamp; for an aggregate "
+    "view, its push source's timestamp field).",
 )
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_context
@@ -51,7 +59,7 @@ def ingest(
     workspace: str,
     feature_view: str,
     file_format: str | None,
-    timestamp_column: str,
+    timestamp_column: str | None,
     file: Path,
 ) -> None:
     """Load FILE (CSV, JSON Lines or Parquet) into a feature view or table.
@@ -59,6 +67,9 @@ def ingest(
     Columns: the view's join keys, the event time, and the features by name, in any order.
     Nested values are JSON text in CSV; empty CSV cells are null. Per entity the newest event
     time wins; nothing is written unless every row is valid.
+
+    An aggregate view takes an events file instead: its push source's columns, each row one
+    event folded into the view's tiles.
     """
     file_format = file_format or detect_format(file)
     if file_format is None:
@@ -73,14 +84,25 @@ def ingest(
         started = time.perf_counter()
         with _progress(file.name) as progress:
             try:
-                result = load_file(
-                    session,
-                    target,
-                    file,
-                    file_format=file_format,
-                    timestamp_column=timestamp_column,
-                    progress=progress,
-                )
+                if target.aggregation is not None:
+                    result = load_events(
+                        session,
+                        target,
+                        file,
+                        file_format=file_format,
+                        now=clock.now(),
+                        timestamp_column=timestamp_column,
+                        progress=progress,
+                    )
+                else:
+                    result = load_file(
+                        session,
+                        target,
+                        file,
+                        file_format=file_format,
+                        timestamp_column=timestamp_column or "timestamp",
+                        progress=progress,
+                    )
             except BulkLoadError as exc:
                 session.rollback()
                 for message in exc.messages:

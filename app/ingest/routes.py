@@ -20,7 +20,6 @@ from flask import Response
 from sqlalchemy import select
 
 from app.db import get_session
-from app.emulator.clock import now as emulated_now
 from app.errors import BadRequest, NotFound
 from app.ingest import PLANS, bp
 from app.ingest.schemas import RequestValidationError, parse_request
@@ -29,7 +28,8 @@ from app.jsonio import json_response, read_json_body
 from app.models import Workspace
 from app.observability import note_ingest, note_target
 from app.security import authenticate, require_permission
-from app.store import ValueRow, put_values
+from app.serving import clock
+from app.store import EventRow, ValueRow, add_events, put_values
 from auth.permissions import INGEST, INGEST_DRY_RUN
 
 MAX_RECORD_ERRORS = 100
@@ -71,11 +71,12 @@ def _ingest(*, camel_case: bool) -> Response:
         raise NotFound(exc.message) from None
 
     rows: list[ValueRow] = []
+    events: dict[int, list[EventRow]] = {}
     errors: list[dict[str, str]] = []
-    now = emulated_now()  # ttl checks follow the emulator's clock
+    now = clock.now()  # ttl checks follow the emulator's clock
     for plan in plans:
         for index, record in enumerate(request.records[plan.name]):
-            plan.convert(index, record, now, rows, errors)
+            plan.convert(index, record, now, rows, errors, events)
             if len(errors) >= MAX_RECORD_ERRORS:
                 break
     received = sum(len(records) for records in request.records.values())
@@ -86,6 +87,11 @@ def _ingest(*, camel_case: bool) -> Response:
 
     if not request.dry_run:
         put_values(session, rows)
+        specs = {view.id: view.aggregation for plan in plans for view in plan.views}
+        for view_id, view_events in sorted(events.items()):
+            spec = specs[view_id]
+            if spec is not None:
+                add_events(session, view_id, spec, view_events)
         session.commit()  # acknowledged only once durable and visible to every reader
     if request.dry_run:
         note_ingest(request.workspace, dry_run=received)

@@ -6,18 +6,19 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.aggregation import AggregationSpec, spec_from_stored
 from app.ingest.schemas import check_columns, event_time, key_converter, native_converter
 from app.models import Entity, FeatureView, PushSource, Workspace
 from app.repo.state import find_workspace
-from app.store import ValueRow, entity_key, features_json
-from app.types import FeatureType, ValueTypeError, parse_type
+from app.store import EventRow, ValueRow, entity_key, features_json
+from app.types import FeatureType, ValueTypeError, decode_value, parse_type
 
 TTL_MESSAGE = "timestamp value is outside of the serving TTL defined for Feature View {view}"
 
@@ -32,6 +33,17 @@ class TargetView:
     join_keys: tuple[tuple[str, str], ...]  # (name, "String" | "Int64"), in key order
     features: tuple[tuple[str, FeatureType], ...]
     ttl_seconds: int | None
+    aggregation: AggregationSpec | None = None  # an aggregate view: it takes events
+    # An aggregate view's push source: its columns (besides the timestamp) and timestamp field.
+    source_columns: tuple[tuple[str, FeatureType], ...] = ()
+    source_timestamp: str | None = None
+
+    @property
+    def aggregated_columns(self) -> tuple[str, ...]:
+        """The source columns an aggregate view's features read."""
+        if self.aggregation is None:
+            return ()
+        return tuple(sorted({f.column for f in self.aggregation.features}))
 
     @property
     def public_id(self) -> str:
@@ -65,6 +77,7 @@ def load_target_views(
             ),
             features=tuple((f.name, parse_type(f.type)) for f in view.features),
             ttl_seconds=view.ttl_seconds,
+            aggregation=spec_from_stored(view.aggregation),
         )
         for view in views
     ]
@@ -95,7 +108,21 @@ def bulk_target(session: Session, workspace: str, view_name: str) -> TargetView:
         raise BulkTargetError(
             f'"{view_name}" is a realtime feature view: it computes values, stores none'
         )
-    return load_target_views(session, workspace, [view])[0]
+    target = load_target_views(session, workspace, [view])[0]
+    if target.aggregation is None or view.source_id is None:
+        return target
+    source = session.get(PushSource, view.source_id)
+    assert source is not None  # noqa: S101 (a foreign key)
+    keys = {name for name, _ in target.join_keys}
+    return replace(
+        target,
+        source_columns=tuple(
+            (f.name, parse_type(f.type))
+            for f in source.fields
+            if f.name != source.timestamp_field and f.name not in keys
+        ),
+        source_timestamp=source.timestamp_field,
+    )
 
 
 # --------------------------------------------------------------------------- Stream Ingest
@@ -119,6 +146,7 @@ class SourcePlan:
     converters: dict[str, Callable[[Any], Any]]
     key_converters: dict[str, Callable[[Any], str]]
     views: list[TargetView]
+    column_types: dict[str, FeatureType] = field(default_factory=dict)
 
     def convert(
         self,
@@ -127,8 +155,10 @@ class SourcePlan:
         now: datetime,
         rows: list[ValueRow],
         errors: list[dict[str, str]],
+        events: dict[int, list[EventRow]] | None = None,
     ) -> None:
-        """Append the record's rows (one per view) to `rows`, or its problems to `errors`."""
+        """Append the record's rows (one per view) to `rows` (aggregate views: its event to
+        `events[view id]`), or its problems to `errors`."""
         try:
             problem = check_columns(record, self.columns, allow_missing=set())
             if problem is not None:
@@ -139,6 +169,18 @@ class SourcePlan:
                 errors.append(self._error(view, f"record {index}: {exc}"))
             return
         for view in self.views:
+            if view.aggregation is not None:
+                if view.aggregation.is_past_ttl(timestamp, now):
+                    errors.append(self._error(view, TTL_MESSAGE.format(view=view.name)))
+                    continue
+                if events is not None:
+                    key = entity_key([keys[name] for name, _ in view.join_keys])
+                    values = {
+                        c: decode_value(self.column_types[c], wire[c])
+                        for c in view.aggregated_columns
+                    }
+                    events.setdefault(view.id, []).append(EventRow(key, timestamp, values))
+                continue
             if view.ttl_seconds is not None and timestamp < now - timedelta(
                 seconds=view.ttl_seconds
             ):
@@ -255,6 +297,7 @@ def load_plans(session: Session, workspace: Workspace, names: list[str]) -> list
                     for key, key_type in view.join_keys
                 },
                 views=targets,
+                column_types={f.name: parse_type(f.type) for f in source.fields},
             )
         )
     return plans

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app import changes
-from app.aggregation import stored_spec_text
+from app.aggregation import stored_spec
 from app.changes import DEFINITIONS_TOPIC
 from app.models import (
     Entity,
@@ -233,8 +233,8 @@ class _Applier:
             source_id=self._id(PushSource, definition.source) if definition.source else None,
             transform_file=None,
             transform_function=None,
-            # An aggregate view's spec (see app.aggregation.spec_from_stored_text).
-            transform_source=stored_spec_text(definition.aggregation),
+            transform_source=None,
+            aggregation=stored_spec(definition.aggregation),
         )
         self._replace(RealtimeSource, "realtime_view_id", view.id, [])  # was it realtime before?
         self._replace(
@@ -264,6 +264,7 @@ class _Applier:
             transform_file=definition.transform_file,
             transform_function=definition.transform_function,
             transform_source=definition.transform_source,
+            aggregation=None,
             source_id=None,
             ttl_seconds=None,
             cache_max_age_seconds=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.aggregation import spec_from_stored_text
+from app.aggregation import spec_from_stored
 from app.models import Entity, FeatureService, FeatureView, PushSource, Workspace
 from app.repo.definitions import (
     Definitions,
@@ -85,7 +85,7 @@ def stored_definitions(session: Session, workspace: Workspace) -> Definitions:
                 cache_max_age_seconds=view.cache_max_age_seconds,
                 description=view.description,
                 tags=dict(view.tags),
-                aggregation=spec_from_stored_text(view.transform_source),
+                aggregation=spec_from_stored(view.aggregation),
             )
     services = session.scalars(
         select(FeatureService)

@@ -12,16 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.emulator.clock import now as emulated_now
 from app.errors import BadRequest
 from app.observability import note_transform_error
 from app.repo.transforms import TransformError
+from app.serving import clock
 from app.serving.cache import ServingState
-from app.serving.model import RealtimeOutput, ResolvedService, StoredInput, StoreRead
+from app.serving.model import (
+    OutputFeature,
+    RealtimeOutput,
+    ResolvedService,
+    StoredInput,
+    StoreRead,
+)
 from app.serving.params import FeaturesRequest
 from app.serving.statuses import CACHED, ServingStatus, StoredStatus
 from app.serving.validation import join_key_parts, request_context, store_key
-from app.store import Lookup, OnlineStore, StoredRow, StoreResult
+from app.store import Lookup, OnlineStore, StoredRow, StoreResult, TimeRange
 from app.types import ValueTypeError, coerce_value, decode_value, encode_value
 
 
@@ -47,7 +53,7 @@ def serve(
     resolved: ResolvedService, request: FeaturesRequest, state: ServingState, store: OnlineStore
 ) -> Served:
     """Validate every row, read the store once, and assemble each row's feature vector."""
-    now = emulated_now()  # the one "now" of this request: ttl expiry and the feature cache
+    now = clock.now()  # the one "now" of this request: ttl, windows and the feature cache
     key_parts = [join_key_parts(resolved, row) for row in request.rows]
     contexts = [
         request_context(resolved, row, request.options.ignore_extra_request_context_fields)
@@ -67,7 +73,12 @@ def serve(
     for index, view in enumerate(resolved.views):
         for row_index, keys in enumerate(store_keys):
             hit = None
-            if use_cache and view.cache_max_age_seconds and request.options.read_from_cache:
+            if (
+                use_cache
+                and view.cache_max_age_seconds
+                and request.options.read_from_cache
+                and resolved.reads[view.read].aggregation is None
+            ):
                 key = keys[view.read]
                 if key is not None:
                     hit = state.features.get(
@@ -93,7 +104,7 @@ def serve(
     store_bytes = 0
     if wanted:
         started = time.perf_counter()
-        stored = store.read_rows(Lookup.of_pairs(wanted))
+        stored = store.read_rows(_lookup(resolved, needed_reads, wanted, now))
         store_seconds = time.perf_counter() - started
         if stored.values and request.metadata.slo_info:
             store_bytes = stored.response_bytes(sorted(wanted))
@@ -103,6 +114,35 @@ def serve(
         for i in range(len(request.rows))
     ]
     return Served(rows, store_seconds, store_bytes, cache_hits, cache_misses)
+
+
+def _lookup(
+    resolved: ResolvedService, needed_reads: set[int], wanted: set[tuple[int, str]], now: datetime
+) -> Lookup:
+    """The one-statement lookup: plain views' rows, aggregate views' tiles and raw events."""
+    tile_ranges: list[TimeRange] = []
+    event_ranges: list[TimeRange] = []
+    planned: set[int] = set()
+    for index in sorted(needed_reads):
+        read = resolved.reads[index]
+        if read.aggregation is None or read.feature_view_id in planned:
+            continue
+        planned.add(read.feature_view_id)
+        plan = read.aggregation.read_plan(now)
+        tile_ranges.append(TimeRange(read.feature_view_id, plan.tiles_from, plan.tiles_before))
+        event_ranges.extend(TimeRange(read.feature_view_id, a, b) for a, b in plan.raw_ranges)
+    return Lookup.of_pairs(wanted, tile_ranges, event_ranges)
+
+
+def _aggregates(
+    read: StoreRead, key: str | None, stored: StoreResult, now: datetime
+) -> dict[str, tuple[Any, bool]]:
+    """An aggregate view's features at `now` for one entity: (value, window had values)."""
+    assert read.aggregation is not None  # noqa: S101 (callers check)
+    if key is None:
+        return dict.fromkeys(read.feature_types, (None, False))
+    pair = (read.feature_view_id, key)
+    return read.aggregation.evaluate(now, stored.tiles.get(pair, ()), stored.events.get(pair, ()))
 
 
 def _fresh(read: StoreRead, row: StoredRow | None, now: datetime) -> StoredRow | None:
@@ -135,6 +175,14 @@ def _assemble(
             return None
         return stored.values.get((resolved.reads[read_index].feature_view_id, key))
 
+    computed: dict[int, dict[str, tuple[Any, bool]]] = {}
+
+    def aggregates(read_index: int) -> dict[str, tuple[Any, bool]]:
+        if read_index not in computed:
+            read = resolved.reads[read_index]
+            computed[read_index] = _aggregates(read, keys[read_index], stored, now)
+        return computed[read_index]
+
     transform_seconds = 0.0
     for realtime in resolved.realtime:
         inputs: list[dict[str, Any]] = []
@@ -143,6 +191,9 @@ def _assemble(
                 inputs.append({f.name: context[f.name] for f in source.fields})
                 continue
             read = resolved.reads[source.read]
+            if read.aggregation is not None:
+                inputs.append({name: v for name, (v, _) in aggregates(source.read).items()})
+                continue
             fresh = _fresh(read, stored_row(source.read), now)
             features = fresh.features if fresh is not None else {}
             inputs.append(
@@ -179,6 +230,18 @@ def _assemble(
             effective.extend([None] * len(view.features))
             continue
         read = resolved.reads[view.read]
+        if read.aggregation is not None:
+            _aggregate_outputs(
+                read,
+                view.features,
+                aggregates(view.read),
+                request,
+                now,
+                values,
+                statuses,
+                effective,
+            )
+            continue
         row = stored_row(view.read)
         fresh = _fresh(read, row, now)
         status: StoredStatus
@@ -206,6 +269,33 @@ def _assemble(
                 now,
             )
     return RowResult(values, statuses, effective, time.perf_counter() - started, transform_seconds)
+
+
+def _aggregate_outputs(
+    read: StoreRead,
+    features: tuple[OutputFeature, ...],
+    computed: dict[str, tuple[Any, bool]],
+    request: FeaturesRequest,
+    now: datetime,
+    values: list[Any],
+    statuses: list[ServingStatus],
+    effective: list[datetime | None],
+) -> None:
+    """An aggregate view's part of a row: an empty window (no value of the column) is null and
+    MISSING_DATA (a count with `coerceNullCountsToZero`: "0" and PRESENT); a window with values
+    is PRESENT, even when its result is null (var_samp of one value); `effectiveTime` is the
+    view's, for every feature (reference §4.4)."""
+    assert read.aggregation is not None  # noqa: S101 (callers check)
+    coerce = request.options.coerce_null_counts_to_zero
+    counts = read.count_features if coerce else frozenset()
+    at = read.aggregation.effective_time(now)
+    for feature in features:
+        value, present = computed.get(feature.feature, (None, False))
+        if not present and feature.feature in counts:
+            value, present = 0, True
+        values.append(encode_value(feature.type, value))
+        statuses.append("PRESENT" if present else "MISSING_DATA")
+        effective.append(at)
 
 
 def _run_transform(

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.aggregation import AggregationSpec, spec_from_stored
 from app.models import Entity, FeatureService, FeatureView, Workspace
 from app.types import FeatureType, parse_type
 
@@ -49,6 +50,14 @@ class StoreRead:
     key_names: tuple[str, ...]  # request join-key names, in the view's join-key order
     ttl_seconds: int | None
     feature_types: dict[str, FeatureType]  # every declared feature (inputs of transforms)
+    aggregation: AggregationSpec | None = None  # an aggregate view: computed from its tiles
+
+    @property
+    def count_features(self) -> frozenset[str]:
+        """The aggregate features `coerceNullCountsToZero` applies to."""
+        if self.aggregation is None:
+            return frozenset()
+        return frozenset(f.name for f in self.aggregation.features if f.function.is_count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +183,7 @@ class _Builder:
                     key_names=names,
                     ttl_seconds=view.ttl_seconds,
                     feature_types={f.name: parse_type(f.type) for f in view.features},
+                    aggregation=spec_from_stored(view.aggregation),
                 )
             )
         return self._read_index[cache_key]

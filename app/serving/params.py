@@ -81,6 +81,7 @@ class RequestOptions:
     write_to_cache: bool = True
     ignore_extra_request_context_fields: bool = False
     latency_budget_ms: int | None = None
+    coerce_null_counts_to_zero: bool = False  # empty count windows answer "0" (PRESENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ def _request_options(params: dict[str, Any]) -> RequestOptions:
         write_to_cache=_bool(raw, "writeToCache", True),
         ignore_extra_request_context_fields=_bool(raw, "ignoreExtraRequestContextFields", False),
         latency_budget_ms=budget,
+        coerce_null_counts_to_zero=_bool(raw, "coerceNullCountsToZero", False),
     )
 
 

@@ -189,7 +189,8 @@ def _matching_entities(
         if read.key_names[: len(leading)] != tuple(leading) or len(leading) == len(read.key_names):
             continue  # this view is either fully keyed or not a prefix match
         leading_parts = [str(supplied[n]) for n in leading]
-        for parts in store.read_prefix(read.feature_view_id, leading_parts):
+        aggregate = read.aggregation is not None
+        for parts in store.read_prefix(read.feature_view_id, leading_parts, aggregate=aggregate):
             full = dict(zip(read.key_names, parts, strict=True))
             merged = {**supplied, **full}
             marker = orjson.dumps(merged, option=orjson.OPT_SORT_KEYS).decode()

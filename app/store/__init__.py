@@ -3,7 +3,7 @@
 - keys: `entity_key`, `entity_key_prefix`, `canonical_key_part` (the stored key encoding);
 - writes, in the caller's transaction (nothing here commits): `put_values` (the guarded
   last-write-wins upsert), `Staging` (bulk loads: COPY into a temporary table, then one merge),
-  `delete_values`;
+  `delete_values`; `add_events` (aggregate views: events folded into their tiles);
 - reads, outside any transaction on the app's per-thread autocommit connections:
   `OnlineStore.read_rows(Lookup)` (a whole request in one statement) and
   `OnlineStore.read_prefix` (partial keys). The app's store is `get_store()`;
@@ -18,9 +18,10 @@ from flask import Flask
 
 from app.db import Database
 from app.extensions import Slot
+from app.store.aggregates import EventRow, add_events
 from app.store.connection import BoundConnection, CursorSource, ThreadConnections
 from app.store.keys import canonical_key_part, entity_key, entity_key_prefix
-from app.store.reads import Lookup, OnlineStore, StoredRow, StoreResult
+from app.store.reads import Lookup, OnlineStore, StoredRow, StoreResult, TimeRange
 from app.store.writes import (
     StagedRow,
     Staging,
@@ -37,13 +38,16 @@ STORE = Slot[OnlineStore]("tectonite.store")
 __all__ = [
     "STORE",
     "CursorSource",
+    "EventRow",
     "Lookup",
     "OnlineStore",
     "StagedRow",
     "Staging",
     "StoreResult",
     "StoredRow",
+    "TimeRange",
     "ValueRow",
+    "add_events",
     "analyze",
     "canonical_key_part",
     "delete_values",

@@ -4,13 +4,15 @@ partial-key scan of `query-features`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import psycopg
 
+from app.aggregation import Event, TileJson
+from app.store.aggregates import decoded_values
 from app.store.connection import CursorSource
 from app.store.keys import entity_key_prefix
 
@@ -23,11 +25,48 @@ STORE_QUERY = (
     "WHERE feature_view_id = ANY(%s::int[]) AND entity_key = ANY(%s::text[])"
 )
 
+# A request that reads aggregate views adds two branches: the tiles of each view's read plan
+# (one row per stored tile of its longest window) and the raw events of continuous windows'
+# ragged ends. Each range is (view id, lower bound, upper bound); the statement's text is fixed,
+# so it stays prepared whatever the request.
+_AGGREGATE_QUERY = (
+    "SELECT 0, feature_view_id, entity_key, event_time, NULL::bigint, features "
+    "FROM online_values "
+    "WHERE feature_view_id = ANY(%s::int[]) AND entity_key = ANY(%s::text[]) "
+    "UNION ALL "
+    "SELECT 1, t.feature_view_id, t.entity_key, t.tile_start, NULL::bigint, t.partials::json "
+    "FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS r(v, lo, hi) "
+    "JOIN aggregation_tiles AS t ON t.feature_view_id = r.v "
+    "AND t.tile_start >= r.lo AND t.tile_start < r.hi "
+    "WHERE t.entity_key = ANY(%s::text[]) "
+    "UNION ALL "
+    'SELECT 2, e.feature_view_id, e.entity_key, e.event_time, e.sequence, e."values"::json '
+    "FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS r(v, lo, hi) "
+    "JOIN aggregation_events AS e ON e.feature_view_id = r.v "
+    "AND e.event_time > r.lo AND e.event_time <= r.hi "
+    "WHERE e.entity_key = ANY(%s::text[])"
+)
+# The lower bound of a lifetime window.
+BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+
 PREFIX_QUERY = (
     "SELECT DISTINCT entity_key FROM online_values "
     "WHERE feature_view_id = %s AND entity_key LIKE %s LIMIT %s"
 )
+TILE_PREFIX_QUERY = (
+    "SELECT DISTINCT entity_key FROM aggregation_tiles "
+    "WHERE feature_view_id = %s AND entity_key LIKE %s LIMIT %s"
+)
 PREFIX_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """Rows of one aggregate view between two instants (see `Lookup`)."""
+
+    feature_view_id: int
+    lower: datetime | None  # None: from the beginning
+    upper: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +81,25 @@ class Lookup:
 
     feature_view_ids: Sequence[int]
     entity_keys: Sequence[str]
+    # Aggregate views: tiles with `lower <= tile_start < upper`, and raw events with
+    # `lower < event_time <= upper` (`AggregationSpec.read_plan`), for every key above.
+    tile_ranges: Sequence[TimeRange] = ()
+    event_ranges: Sequence[TimeRange] = ()
 
     @classmethod
-    def of_pairs(cls, pairs: set[tuple[int, str]]) -> Lookup:
+    def of_pairs(
+        cls,
+        pairs: set[tuple[int, str]],
+        tile_ranges: Sequence[TimeRange] = (),
+        event_ranges: Sequence[TimeRange] = (),
+    ) -> Lookup:
         """The lookup covering every (view id, entity key) pair, in a stable order."""
-        return cls(sorted({v for v, _ in pairs}), sorted({k for _, k in pairs}))
+        return cls(
+            sorted({v for v, _ in pairs}),
+            sorted({k for _, k in pairs}),
+            tile_ranges,
+            event_ranges,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +115,9 @@ class StoreResult:
     """What a `Lookup` found, by (feature view id, entity key)."""
 
     values: dict[tuple[int, str], StoredRow]
+    # Aggregate views: the tiles (start, partials) and raw events read, by (view id, key).
+    tiles: dict[tuple[int, str], list[tuple[datetime, TileJson]]] = field(default_factory=dict)
+    events: dict[tuple[int, str], list[Event]] = field(default_factory=dict)
 
     def response_bytes(self, wanted: Sequence[tuple[int, str]]) -> int:
         """The size of the wanted rows' features as JSON (`storeResponseSizeBytes`)."""
@@ -82,20 +138,48 @@ class OnlineStore:
 
     def read_rows(self, lookup: Lookup) -> StoreResult:
         """One prepared statement on this thread's store connection, outside any transaction."""
-        rows = self._fetch(STORE_QUERY, (lookup.feature_view_ids, lookup.entity_keys))
-        return StoreResult(
-            {
-                (view_id, key): StoredRow(event_time, features)
-                for view_id, key, event_time, features in rows
-            }
+        if not lookup.tile_ranges and not lookup.event_ranges:
+            rows = self._fetch(STORE_QUERY, (lookup.feature_view_ids, lookup.entity_keys))
+            return StoreResult(
+                {
+                    (view_id, key): StoredRow(event_time, features)
+                    for view_id, key, event_time, features in rows
+                }
+            )
+        keys = lookup.entity_keys
+        tiles, events = lookup.tile_ranges, lookup.event_ranges
+        params = (
+            lookup.feature_view_ids,
+            keys,
+            [r.feature_view_id for r in tiles],
+            [r.lower or BEGINNING for r in tiles],
+            [r.upper for r in tiles],
+            keys,
+            [r.feature_view_id for r in events],
+            [r.lower or BEGINNING for r in events],
+            [r.upper for r in events],
+            keys,
         )
+        result = StoreResult({})
+        for kind, view_id, key, moment, sequence, payload in self._fetch(_AGGREGATE_QUERY, params):
+            if kind == 0:
+                result.values[(view_id, key)] = StoredRow(moment, payload)
+            elif kind == 1:
+                result.tiles.setdefault((view_id, key), []).append((moment, payload))
+            else:
+                event = Event(moment, sequence, decoded_values(payload))
+                result.events.setdefault((view_id, key), []).append(event)
+        return result
 
-    def read_prefix(self, feature_view_id: int, leading_parts: Sequence[str]) -> list[list[str]]:
+    def read_prefix(
+        self, feature_view_id: int, leading_parts: Sequence[str], *, aggregate: bool = False
+    ) -> list[list[str]]:
         """The canonical join-key values of (up to 1000) stored entities of the view whose first
-        keys are `leading_parts`."""
+        keys are `leading_parts` (`aggregate`: entities with tiles)."""
         prefix = entity_key_prefix(leading_parts)
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._fetch(PREFIX_QUERY, (feature_view_id, like, PREFIX_LIMIT))
+        query = TILE_PREFIX_QUERY if aggregate else PREFIX_QUERY
+        rows = self._fetch(query, (feature_view_id, like, PREFIX_LIMIT))
         return [orjson.loads(key) for (key,) in rows]
 
     def _fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Select, delete, text
 from sqlalchemy.orm import Session
 
-from app.store.tables import OnlineValue
+from app.store.tables import AggregationEvent, AggregationTile, OnlineValue
 
 # The guard shared by both paths: an update only when the stored row is not newer.
 _ON_CONFLICT = """
@@ -152,18 +152,20 @@ SELECT DISTINCT ON (s.entity_key) :feature_view_id, s.entity_key, s.event_time, 
 
 def delete_values(session: Session, feature_view_ids: Sequence[int] | Select[Any]) -> int:
     """Forget every stored row of the views (a view was deleted or changed destructively, or an
-    emulator reset); returns how many rows went."""
-    result = session.execute(
-        delete(OnlineValue).where(OnlineValue.feature_view_id.in_(feature_view_ids))
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]  # a DML result has a rowcount
+    emulator reset): latest values, aggregation tiles and events; returns how many rows went."""
+    deleted = 0
+    for table in (OnlineValue, AggregationTile, AggregationEvent):
+        result = session.execute(delete(table).where(table.feature_view_id.in_(feature_view_ids)))
+        deleted += int(result.rowcount)  # type: ignore[attr-defined]  # a DML result has one
+    return deleted
 
 
 def analyze(session: Session) -> None:
     """Refresh the planner's statistics of the store in the caller's transaction, so the first
     reads after a large load are planned on the table as it now is, not as autovacuum last saw
     it."""
-    session.execute(text(f"ANALYZE {OnlineValue.__tablename__}"))
+    for table in (OnlineValue, AggregationTile, AggregationEvent):
+        session.execute(text(f"ANALYZE {table.__tablename__}"))
 
 
 def vacuum(engine: Engine) -> None:
@@ -171,4 +173,5 @@ def vacuum(engine: Engine) -> None:
     rows' hint bits and visibility, which the first reads would otherwise do one page at a time,
     and leaves autovacuum nothing to start on the same table while they run."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql(f"VACUUM {OnlineValue.__tablename__}")
+        for table in (OnlineValue, AggregationTile, AggregationEvent):
+            connection.exec_driver_sql(f"VACUUM {table.__tablename__}")

@@ -1,7 +1,5 @@
 """Aggregate feature views in a definitions file: plan-time validation and apply."""
 
-import json
-
 import pytest
 from sqlalchemy import select
 
@@ -171,8 +169,9 @@ def test_apply_stores_the_spec_and_a_change_of_it_is_planned(runner, tmp_path, d
             select(FeatureView).where(FeatureView.name == "user_transaction_amount_metrics")
         ).one()
         assert row.kind == "stream" and row.features[0].name == "amt_sum_1h_10m"
-        stored = row.transform_source
-    assert stored is not None
+        stored = row.aggregation
+        assert row.transform_source is None
+    assert stored is not None and stored["features"][0]["name"] == "amt_sum_1h_10m"
     again = runner.ok("plan", "-f", str(path), "--workspace", "prod").output
     assert "nothing to do" in again
     changed = write_repo(tmp_path, HEAD + VIEW.replace("window: 3d", "window: 2d") + SERVICE)
@@ -181,4 +180,4 @@ def test_apply_stores_the_spec_and_a_change_of_it_is_planned(runner, tmp_path, d
     assert "features:        + amt_mean_2d_10m (Float64)" in output
     assert "aggregation:" in output and "amt_mean_2d_10m=mean(amt, 2d)" in output
     assert "(stored feature values of this view will be deleted)" in output
-    assert isinstance(AggregationSpec.from_json(json.loads(stored)), AggregationSpec)
+    assert isinstance(AggregationSpec.from_json(stored), AggregationSpec)

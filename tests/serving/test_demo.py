@@ -23,7 +23,10 @@ def test_demo_snippets_work_as_printed(database_url, clean_database):
 
         curl = text.split("Try it with curl:")[1].split(marker)[0].replace("\\\n", " ")
         out = subprocess.run(shlex.split(curl.strip()), capture_output=True, text=True, check=True)
-        assert out.stdout.startswith('{"result":{"features":[true,58.35,842.86,"3",')
+        # Aggregates of the transactions the demo ingested: mean, sum, count, last 3.
+        assert out.stdout.startswith(
+            '{"result":{"features":[true,58.35,175.05,"3",["t1","t2","t3"]]}'
+        ), out.stdout
 
         last_line = "print(response.get_features_dict())"
         printed = text.split("(pip install tecton-client):")[1].split(last_line)[0] + last_line
