@@ -46,6 +46,8 @@ class Settings:
     listen_for_changes: bool = True
     # The web console at /console (TECTONITE_CONSOLE=off removes it).
     console: bool = True
+    # An init directory `serve` brings the database to before it answers (TECTONITE_INIT_DIR).
+    init_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
             log_format=_choice(env, "LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             secret=env.get("TECTONITE_SECRET") or None,
             console=_switch(env, "TECTONITE_CONSOLE", defaults.console),
+            init_dir=Path(env["TECTONITE_INIT_DIR"]) if env.get("TECTONITE_INIT_DIR") else None,
         )
 
     def replace(self, **changes: object) -> Settings:

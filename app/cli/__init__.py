@@ -22,6 +22,9 @@ COMMANDS = {
     "plan": "app.repo.cli:plan",
     "apply": "app.repo.cli:apply",
     "ingest": "app.ingest.cli:ingest",
+    "import": "app.initdir.cli:import_dir",
+    "export": "app.initdir.cli:export_dir",
+    "mirror": "app.initdir.cli:mirror",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -10,6 +11,7 @@ from app import create_app
 from app.cli.context import CliContext, pass_context
 from app.config import SERVERS
 from app.demo import instructions, prepare_demo
+from app.initdir.cli import describe, initialise
 from app.server import make_server
 
 
@@ -39,6 +41,12 @@ def announce_ready(base_url: str) -> None:
 @click.option(
     "--demo", is_flag=True, help="Create a demo workspace, data and key; print how to call it."
 )
+@click.option(
+    "--init",
+    "init_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Load this init directory before serving (TECTONITE_INIT_DIR).",
+)
 @pass_context
 def serve(
     ctx: CliContext,
@@ -50,6 +58,7 @@ def serve(
     certfile: str | None,
     keyfile: str | None,
     demo: bool,
+    init_dir: Path | None,
 ) -> None:
     """Serve the Tecton-compatible API."""
     if bool(certfile) != bool(keyfile):
@@ -68,6 +77,8 @@ def serve(
         with database.session() as session:
             prepared = prepare_demo(session, ctx.settings.secret)
             session.commit()
+    init_dir = init_dir or ctx.settings.init_dir
+    init_report = initialise(database, init_dir, ctx.settings.secret) if init_dir else None
     settings = ctx.settings
     ctx.close()  # workers open their own pools; nothing may be shared across fork()
 
@@ -75,6 +86,8 @@ def serve(
         announce_ready(base_url)
         if prepared is not None:
             click.echo(instructions(base_url, prepared))
+        if init_report is not None:
+            click.echo(describe(init_report))
         sys.stdout.flush()
 
     make_server(
