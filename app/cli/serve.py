@@ -78,7 +78,8 @@ def serve(
             prepared = prepare_demo(session, ctx.settings.secret)
             session.commit()
     init_dir = init_dir or ctx.settings.init_dir
-    init_report = initialise(database, init_dir, ctx.settings.secret) if init_dir else None
+    if init_dir:
+        click.echo(describe(initialise(database, init_dir, ctx.settings.secret)))
     settings = ctx.settings
     ctx.close()  # workers open their own pools; nothing may be shared across fork()
 
@@ -86,8 +87,6 @@ def serve(
         announce_ready(base_url)
         if prepared is not None:
             click.echo(instructions(base_url, prepared))
-        if init_report is not None:
-            click.echo(describe(init_report))
         sys.stdout.flush()
 
     make_server(
