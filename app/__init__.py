@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import changes, db, jsonio, request_ids, security, store
+from app import changes, db, emulator, jsonio, request_ids, security, store
 from app.config import Settings
 from app.db import Database
 from app.errors import register_error_handlers
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     _init_features(app)
     register_error_handlers(app)
     security.init_app(app)
+    emulator.init_app(app)
     return app
 
 

@@ -44,6 +44,11 @@ class Settings:
     request_timeout_ms: int = 2000
     # Server processes LISTEN for definition and key changes; in-process tests turn this off.
     listen_for_changes: bool = True
+    # The admin-only `/_emulator` HTTP API (the CLI twins always work); off for production traffic.
+    emulator_api: bool = True
+    # The request journal (`/_emulator/requests`): on/off and how many entries it keeps.
+    journal: bool = True
+    journal_size: int = 1000
     # The web console at /console (TECTONITE_CONSOLE=off removes it).
     console: bool = True
     # An init directory `serve` brings the database to before it answers (TECTONITE_INIT_DIR).
@@ -68,6 +73,9 @@ class Settings:
             log_level=_choice(env, "LOG_LEVEL", defaults.log_level, LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             secret=env.get("TECTONITE_SECRET") or None,
+            emulator_api=_switch(env, "TECTONITE_EMULATOR_API", defaults.emulator_api),
+            journal=_switch(env, "TECTONITE_JOURNAL", defaults.journal),
+            journal_size=_int(env, "TECTONITE_JOURNAL_SIZE", defaults.journal_size, minimum=1),
             console=_switch(env, "TECTONITE_CONSOLE", defaults.console),
             init_dir=Path(env["TECTONITE_INIT_DIR"]) if env.get("TECTONITE_INIT_DIR") else None,
         )

@@ -343,6 +343,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="5 s runs, 1 repeat, 10 s sustained: a rough picture in minutes")  # fmt: skip
     parser.add_argument("--peers", default="", help="comma-separated peers to measure: feast")
+    parser.add_argument("--cold-start-only", action="store_true",
+                        help="load, then measure only the first 5 s against the next 30 s")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.duration, args.repeats, args.sustain = 5, 1, 10
@@ -436,6 +438,8 @@ def main() -> None:
                                      "ratio": first["rps"] / steady["rps"]}  # fmt: skip
             log(f"cold start: first 5 s {first['rps']:.0f} req/s, next 30 s {steady['rps']:.0f} "
                 f"req/s ({first['rps'] / steady['rps']:.2f}x)")  # fmt: skip
+            if args.cold_start_only:
+                return
 
             baseline = Server([sys.executable, str(BENCH / "baseline.py"), "0", "gunicorn"],
                               server_env)  # fmt: skip

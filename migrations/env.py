@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import app.emulator.models
 import app.models  # noqa: F401  (registers the domain tables on Base.metadata)
 from app.config import Settings
 from app.db import Base

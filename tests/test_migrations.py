@@ -8,6 +8,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+import app.emulator.models  # (registers the emulator tables)
 import app.models  # noqa: F401  (registers the tables)
 from app import migrate
 from app.db import Base

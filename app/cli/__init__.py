@@ -25,6 +25,11 @@ COMMANDS = {
     "import": "app.initdir.cli:import_dir",
     "export": "app.initdir.cli:export_dir",
     "mirror": "app.initdir.cli:mirror",
+    "clock": "app.emulator.cli:clock",
+    "reset": "app.emulator.cli:reset_command",
+    "fault": "app.emulator.cli:fault",
+    "requests": "app.emulator.cli:requests",
+    "explain": "app.emulator.cli:explain",
 }
 
 

@@ -21,7 +21,7 @@ from rich.progress import (
 from app.cli.context import CliContext, pass_context
 from app.ingest.bulk import FORMATS, BulkLoadError, ProgressCallback, detect_format, load_file
 from app.ingest.service import BulkTargetError, bulk_target
-from app.store import analyze
+from app.store import analyze, vacuum
 
 # Loads this large refresh the store's planner statistics before they commit.
 ANALYZE_AFTER_ROWS = 10_000
@@ -86,9 +86,12 @@ def ingest(
                 for message in exc.messages:
                     click.echo(message, err=True)
                 raise click.exceptions.Exit(1) from None
-        if result.written >= ANALYZE_AFTER_ROWS:
+        large = result.written >= ANALYZE_AFTER_ROWS
+        if large:
             analyze(session)  # the first reads after the load are planned on it
         session.commit()
+        if large and ctx.database.bound_connection is None:
+            vacuum(ctx.database.engine)  # ... and find its pages already settled
         elapsed = time.perf_counter() - started
     click.echo(f"read {result.read}, written {result.written}, skipped {result.skipped} as older")
     rate = f" ({result.read / elapsed:,.0f} rows/s)" if elapsed > 0 and result.read else ""

@@ -16,12 +16,11 @@ Choices where Tecton's behaviour is not documented (README, "Differences from Te
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Response
 from sqlalchemy import select
 
 from app.db import get_session
+from app.emulator.clock import now as emulated_now
 from app.errors import BadRequest, NotFound
 from app.ingest import PLANS, bp
 from app.ingest.schemas import RequestValidationError, parse_request
@@ -71,7 +70,7 @@ def _ingest(*, camel_case: bool) -> Response:
 
     rows: list[ValueRow] = []
     errors: list[dict[str, str]] = []
-    now = datetime.now(UTC)
+    now = emulated_now()  # ttl checks follow the emulator's clock
     for plan in plans:
         for index, record in enumerate(request.records[plan.name]):
             plan.convert(index, record, now, rows, errors)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from app.emulator.clock import now as emulated_now
 from app.errors import BadRequest
 from app.repo.transforms import TransformError
 from app.serving.cache import ServingState
@@ -43,6 +44,7 @@ def serve(
     resolved: ResolvedService, request: FeaturesRequest, state: ServingState, store: OnlineStore
 ) -> Served:
     """Validate every row, read the store once, and assemble each row's feature vector."""
+    now = emulated_now()  # the one "now" of this request: ttl expiry and the feature cache
     key_parts = [join_key_parts(resolved, row) for row in request.rows]
     contexts = [
         request_context(resolved, row, request.options.ignore_extra_request_context_fields)
@@ -65,7 +67,7 @@ def serve(
                 key = keys[view.read]
                 if key is not None:
                     hit = state.features.get(
-                        (resolved.workspace, resolved.name, view.namespace, key)
+                        (resolved.workspace, resolved.name, view.namespace, key), now
                     )
             if hit is not None:
                 cached[row_index][index] = hit
@@ -88,7 +90,6 @@ def serve(
         if stored.values and request.metadata.slo_info:
             store_bytes = stored.response_bytes(sorted(wanted))
 
-    now = datetime.now(UTC)
     rows = [
         _assemble(resolved, request, state, store_keys[i], contexts[i], cached[i], stored, now)
         for i in range(len(request.rows))
@@ -189,6 +190,7 @@ def _assemble(
                 view.cache_max_age_seconds,
                 view_values,
                 status,
+                now,
             )
     return RowResult(values, statuses, effective, time.perf_counter() - started, transform_seconds)
 

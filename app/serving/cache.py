@@ -3,9 +3,9 @@ transforms. `serving.init_app` creates one `ServingState` per app (`SERVING.get(
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -47,6 +47,14 @@ class ServiceCache(WorkspaceCache):
         return resolved
 
 
+@dataclass(frozen=True, slots=True)
+class FeatureCacheEntry:
+    expires_at: datetime  # emulated time
+    values: list[Any]
+    status: StoredStatus
+    stored_at: datetime  # emulated time
+
+
 class FeatureCache(WorkspaceCache):
     """Tecton's feature-service cache: per (workspace, service, namespace, entity) values, kept
     for the view's `cache_max_age`. Realtime results are never cached."""
@@ -54,17 +62,31 @@ class FeatureCache(WorkspaceCache):
     def __init__(self, feed: ChangeFeed) -> None:
         super().__init__(feed, DEFINITIONS_TOPIC)
 
-    def get(self, key: FeatureCacheKey) -> tuple[list[Any], StoredStatus] | None:
-        entry = self.entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
+    def get(self, key: FeatureCacheKey, now: datetime) -> tuple[list[Any], StoredStatus] | None:
+        """The entry for `key` unless it expired by `now` (the emulated clock)."""
+        entry: FeatureCacheEntry | None = self.entries.get(key)
+        if entry is None or entry.expires_at < now:
             return None
-        return entry[1], entry[2]
+        return entry.values, entry.status
+
+    def peek(self, key: FeatureCacheKey) -> FeatureCacheEntry | None:
+        """The entry for `key`, expired or not (explain)."""
+        entry: FeatureCacheEntry | None = self.entries.get(key)
+        return entry
 
     def put(
-        self, key: FeatureCacheKey, max_age: float, values: list[Any], status: StoredStatus
+        self,
+        key: FeatureCacheKey,
+        max_age: float,
+        values: list[Any],
+        status: StoredStatus,
+        now: datetime,
     ) -> None:
+        """Kept until `now + max_age` on the emulated clock."""
         with self.lock:
-            self.entries[key] = (time.monotonic() + max_age, values, status)
+            self.entries[key] = FeatureCacheEntry(
+                now + timedelta(seconds=max_age), values, status, now
+            )
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from app.store.writes import (
     delete_values,
     features_json,
     put_values,
+    vacuum,
 )
 
 STORE = Slot[OnlineStore]("tectonite.store")
@@ -56,6 +57,7 @@ __all__ = [
     "iter_view_rows",
     "open_store",
     "put_values",
+    "vacuum",
 ]
 
 

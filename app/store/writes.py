@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, delete, text
+from sqlalchemy import Connection, Engine, Select, delete, text
 from sqlalchemy.orm import Session
 
 from app.store.tables import OnlineValue
@@ -150,9 +150,13 @@ SELECT DISTINCT ON (s.entity_key) :feature_view_id, s.entity_key, s.event_time, 
         self.connection.execute(text(f"DROP TABLE {STAGING_TABLE}"))
 
 
-def delete_values(session: Session, feature_view_ids: Sequence[int] | Select[Any]) -> None:
-    """Forget every stored row of the views (a view was deleted or changed destructively)."""
-    session.execute(delete(OnlineValue).where(OnlineValue.feature_view_id.in_(feature_view_ids)))
+def delete_values(session: Session, feature_view_ids: Sequence[int] | Select[Any]) -> int:
+    """Forget every stored row of the views (a view was deleted or changed destructively, or an
+    emulator reset); returns how many rows went."""
+    result = session.execute(
+        delete(OnlineValue).where(OnlineValue.feature_view_id.in_(feature_view_ids))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]  # a DML result has a rowcount
 
 
 def analyze(session: Session) -> None:
@@ -160,3 +164,11 @@ def analyze(session: Session) -> None:
     reads after a large load are planned on the table as it now is, not as autovacuum last saw
     it."""
     session.execute(text(f"ANALYZE {OnlineValue.__tablename__}"))
+
+
+def vacuum(engine: Engine) -> None:
+    """VACUUM the store (outside any transaction) after a large committed load: it sets the new
+    rows' hint bits and visibility, which the first reads would otherwise do one page at a time,
+    and leaves autovacuum nothing to start on the same table while they run."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"VACUUM {OnlineValue.__tablename__}")

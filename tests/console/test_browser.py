@@ -189,7 +189,6 @@ def test_a_consumer_cannot_see_another_workspace(console, page):
     _shot(page, "forbidden")
 
 
-@pytest.mark.skip(reason="needs /_emulator (issue 13)")
 def test_admin_changes_the_clock_and_adds_and_removes_a_fault(console, page):
     base_url, keys = console
     _sign_in(page, base_url, keys.admin)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from tests.console.helpers import csrf_of, post_form, sign_in
-
-pytestmark = pytest.mark.skip(reason="needs /_emulator (issue 13)")
 
 SERVICE = "fraud_detection_feature_service"
 SERVICE_PAGE = f"/console/workspaces/prod/feature-services/{SERVICE}"

@@ -514,3 +514,25 @@ def test_a_large_load_refreshes_the_planner_statistics_itself(runner, database, 
     assert result.exit_code == 0, result.output
     known, view = analysed_view_ids()
     assert str(view) in known.strip("{}").split(",")
+
+
+def test_a_large_committed_load_leaves_the_store_vacuumed(
+    committed_runner, clean_database, tmp_path
+):
+    """No cold start: after the commit the load VACUUMs the store, so its pages are already
+    marked all-visible (and their hint bits set) when the first reads arrive, instead of each
+    read settling a page and autovacuum starting on the same table meanwhile."""
+
+    def all_visible_pages():
+        with clean_database.read() as connection:
+            return connection.exec_driver_sql(
+                "SELECT relallvisible FROM pg_class WHERE relname = 'online_values'"
+            ).scalar_one()
+
+    apply_definitions(committed_runner, tmp_path)
+    small = ingest(committed_runner, big_csv(tmp_path / "small.csv", 100), view="merchant_stats")
+    assert small.exit_code == 0, small.output
+    assert all_visible_pages() == 0  # small loads leave it to autovacuum
+    result = ingest(committed_runner, big_csv(tmp_path / "big.csv", 12_000), view="merchant_stats")
+    assert result.exit_code == 0, result.output
+    assert all_visible_pages() > 0
