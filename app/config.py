@@ -58,6 +58,8 @@ class Settings:
     metrics_dir: Path | None = None
     # One log line per request (logger `tectonite.access`).
     access_log: bool = True
+    # An init directory `serve` brings the database to before it answers (TECTONITE_INIT_DIR).
+    init_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +87,7 @@ class Settings:
             metrics=_switch(env, "TECTONITE_METRICS", defaults.metrics),
             metrics_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR"),
             access_log=_switch(env, "TECTONITE_ACCESS_LOG", defaults.access_log),
+            init_dir=Path(env["TECTONITE_INIT_DIR"]) if env.get("TECTONITE_INIT_DIR") else None,
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -112,9 +112,18 @@ def create_api_key(
     description: str,
     created_by: str,
     expires_at: datetime | None = None,
+    fixed_key: str | None = None,
 ) -> tuple[ApiKey, NewKey]:
-    """A new key for the account; the returned NewKey is the only place the key ever exists."""
-    new_key = generate_key()
+    """A new key for the account; the returned NewKey is the only place the key ever exists.
+
+    `fixed_key` stores a key chosen beforehand (an init directory's keys.yaml) instead of a
+    generated one; it must pass the format's checks (MalformedKey otherwise), and the caller
+    makes sure its id is not taken."""
+    if fixed_key is None:
+        new_key = generate_key()
+    else:
+        parsed = parse_key(fixed_key)
+        new_key = NewKey(key=fixed_key, key_id=parsed.key_id, secret=parsed.secret)
     api_key = ApiKey(
         id=new_key.key_id,
         service_account_id=service_account_id,

@@ -30,6 +30,9 @@ from app.cli import CliContext, cli
 from app.config import SERVERS, Settings
 from app.db import Database
 
+# pytester runs pytest-tectonite (clients/pytest-tectonite) in child pytest sessions.
+pytest_plugins = ["pytester"]
+
 # --------------------------------------------------------------------------- the database server
 
 

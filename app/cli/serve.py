@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -10,6 +11,7 @@ from app import create_app
 from app.cli.context import CliContext, pass_context
 from app.config import SERVERS
 from app.demo import instructions, prepare_demo
+from app.initdir.cli import describe, initialise
 from app.observability.metrics import prepare_multiprocess_dir
 from app.server import make_server
 
@@ -40,6 +42,12 @@ def announce_ready(base_url: str) -> None:
 @click.option(
     "--demo", is_flag=True, help="Create a demo workspace, data and key; print how to call it."
 )
+@click.option(
+    "--init",
+    "init_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Load this init directory before serving (TECTONITE_INIT_DIR).",
+)
 @pass_context
 def serve(
     ctx: CliContext,
@@ -51,6 +59,7 @@ def serve(
     certfile: str | None,
     keyfile: str | None,
     demo: bool,
+    init_dir: Path | None,
 ) -> None:
     """Serve the Tecton-compatible API."""
     if bool(certfile) != bool(keyfile):
@@ -69,6 +78,9 @@ def serve(
         with database.session() as session:
             prepared = prepare_demo(session, ctx.settings.secret)
             session.commit()
+    init_dir = init_dir or ctx.settings.init_dir
+    if init_dir:
+        click.echo(describe(initialise(database, init_dir, ctx.settings.secret)))
     # Before any worker exists: every worker process writes its metrics under this directory.
     settings = ctx.settings.replace(metrics_dir=prepare_multiprocess_dir(ctx.settings.metrics_dir))
     ctx.close()  # workers open their own pools; nothing may be shared across fork()

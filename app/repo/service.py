@@ -45,6 +45,16 @@ def create_workspace(session: Session, name: str, *, live: bool) -> Workspace:
     return workspace
 
 
+def set_workspace_live(session: Session, workspace: Workspace, *, live: bool) -> bool:
+    """Make the workspace live (serving) or development; True when that changed it."""
+    if workspace.live == live:
+        return False
+    workspace.live = live
+    session.flush()
+    changes.announce(session, DEFINITIONS_TOPIC, workspace.name)
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class WorkspaceSummary:
     name: str
