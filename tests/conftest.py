@@ -57,7 +57,8 @@ def _server_url(tmp_root: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh database for this run, migrated to head (which also tests the migrations)."""
-    server_urls = _server_url(tmp_path_factory.mktemp("pg"))
+    # Outside pytest's temp root: nested pytest runs prune old run folders there.
+    server_urls = _server_url(Path(tempfile.mkdtemp(prefix="tectonite-test-pg-")))
     server_url = Settings().replace(database_url=next(server_urls)).sqlalchemy_url
     name = f"tectonite_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")

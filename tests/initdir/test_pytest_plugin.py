@@ -52,9 +52,19 @@ def plugin_env(plugin_site, new_database, monkeypatch) -> dict[str, str]:
     return env
 
 
-def test_the_sample_project_passes_its_own_tests(plugin_env):
+def test_the_sample_project_passes_its_own_tests(plugin_env, tmp_path):
+    # Its own --basetemp: a run on pytest's default one would prune this run's temp folders
+    # (pytest keeps the three newest), the embedded test database's among them.
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'sample'}",
+        ],
         cwd=EXAMPLE,
         env={**os.environ, **plugin_env},
         capture_output=True,
