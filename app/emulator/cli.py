@@ -16,11 +16,8 @@ from app.changes import ChangeFeed
 from app.cli.context import CliContext, pass_context
 from app.emulator.clock import (
     ClockState,
-    advance_clock,
-    freeze_clock,
+    change_clock,
     read_clock,
-    reset_clock,
-    resume_clock,
 )
 from app.emulator.explain import explain as explain_request
 from app.emulator.faults import add_rule, clear_rules, list_rules
@@ -74,15 +71,7 @@ def _change(ctx: CliContext, body: dict[str, Any]) -> None:
     except ApiError as exc:
         raise _fail(exc) from None
     with ctx.database.session() as session:
-        if change.action == "freeze":
-            assert change.at is not None  # noqa: S101 (the schema guarantees it)
-            state = freeze_clock(session, change.at)
-        elif change.action == "advance":
-            state = advance_clock(session, change.seconds)
-        elif change.action == "resume":
-            state = resume_clock(session)
-        else:
-            state = reset_clock(session)
+        state = change_clock(session, change.action, change.at, change.seconds)
         session.commit()
     _print_clock(state)
 

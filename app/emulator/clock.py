@@ -117,6 +117,19 @@ def reset_clock(session: Session) -> ClockState:
     return _store(session, _locked_clock(session), REAL_TIME)
 
 
+def change_clock(session: Session, action: str, at: datetime | None, seconds: float) -> ClockState:
+    """Apply one validated clock change (`ClockChange`): freeze at `at`, advance by `seconds`,
+    resume or reset. The caller commits (the HTTP view or the CLI command)."""
+    if action == "freeze":
+        assert at is not None  # noqa: S101 (the schema guarantees it)
+        return freeze_clock(session, at)
+    if action == "advance":
+        return advance_clock(session, seconds)
+    if action == "resume":
+        return resume_clock(session)
+    return reset_clock(session)
+
+
 class EmulatedClock:
     """This process's copy of the clock."""
 

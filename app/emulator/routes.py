@@ -12,11 +12,8 @@ from app.db import get_database, get_session
 from app.emulator import bp
 from app.emulator.clock import (
     CLOCK,
-    advance_clock,
-    freeze_clock,
+    change_clock,
     read_clock,
-    reset_clock,
-    resume_clock,
 )
 from app.emulator.explain import explain as explain_request
 from app.emulator.faults import add_rule, clear_rules, list_rules
@@ -57,15 +54,7 @@ def clock_show() -> Response:
 def clock_change() -> Response:
     change = load_clock_change(read_json_body())
     session = get_session()
-    if change.action == "freeze":
-        assert change.at is not None  # noqa: S101 (the schema guarantees it)
-        state = freeze_clock(session, change.at)
-    elif change.action == "advance":
-        state = advance_clock(session, change.seconds)
-    elif change.action == "resume":
-        state = resume_clock(session)
-    else:
-        state = reset_clock(session)
+    state = change_clock(session, change.action, change.at, change.seconds)
     session.commit()
     return json_response(state.describe())
 
