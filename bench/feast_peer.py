@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 DEFINITIONS = """
 from datetime import timedelta
@@ -62,9 +62,11 @@ def store_config(store: str, repo: Path, postgres_url: str | None) -> str:
     if store == "sqlite":
         return head + f"online_store:\n  type: sqlite\n  path: {repo / 'data' / 'online.db'}\n"
     url = urlparse(postgres_url or "")
+    # The embedded database is reached through a Unix socket directory given as ?host=...
+    host = url.hostname or parse_qs(url.query).get("host", ["127.0.0.1"])[0]
     return head + (
         "online_store:\n  type: postgres\n"
-        f"  host: {url.hostname}\n  port: {url.port or 5432}\n"
+        f"  host: {host}\n  port: {url.port or 5432}\n"
         f"  database: {url.path.lstrip('/')}\n  db_schema: public\n"
         f"  user: {url.username or 'postgres'}\n  password: '{url.password or ''}'\n"
         "  sslmode: disable\n"  # loopback; Feast requires SSL by default
