@@ -51,25 +51,6 @@ def test_database_url_accepts_both_spellings(url):
     assert Settings.from_env({"DATABASE_URL": url}).sqlalchemy_url == "postgresql+psycopg://h/db"
 
 
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"PORT": "eighty"}, "PORT must be an integer"),
-        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be at least 1"),
-        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of text, json"),
-        ({"TECTONITE_SERVER": "uwsgi"}, "TECTONITE_SERVER must be one of granian, gunicorn"),
-        ({"TECTONITE_HEADER_TIMEOUT": "0"}, "TECTONITE_HEADER_TIMEOUT must be at least 1"),
-        ({"DATABASE_URL": "mysql://h/db"}, "DATABASE_URL must start with postgresql://"),
-        (
-            {"DATABASE_REPLICA_URL": "postgresql://r/db,mysql://s/db"},
-            "DATABASE_REPLICA_URL must start with postgresql://",
-        ),
-        ({"DATABASE_LISTEN_URL": "h/db"}, "DATABASE_LISTEN_URL must start with postgresql://"),
-        ({"TECTONITE_DATABASE_POOLER": "pgpool"}, "must be one of none, pgbouncer"),
-        ({"TECTONITE_REPLICA_MAX_LAG": "soon"}, "TECTONITE_REPLICA_MAX_LAG must be a number"),
-        ({"TECTONITE_REPLICA_MAX_LAG": "0"}, "TECTONITE_REPLICA_MAX_LAG must be more than 0"),
-    ],
-)
 def test_scale_out_settings():
     """DATABASE_LISTEN_URL defaults to DATABASE_URL; replicas are a comma-separated list."""
     settings = Settings.from_env(
@@ -92,6 +73,25 @@ def test_scale_out_settings():
     assert Settings.from_env({"TECTONITE_REPLICA_MAX_LAG": "2"}).replica_max_lag_s == 2.0
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "eighty"}, "PORT must be an integer"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be at least 1"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of text, json"),
+        ({"TECTONITE_SERVER": "uwsgi"}, "TECTONITE_SERVER must be one of granian, gunicorn"),
+        ({"TECTONITE_HEADER_TIMEOUT": "0"}, "TECTONITE_HEADER_TIMEOUT must be at least 1"),
+        ({"DATABASE_URL": "mysql://h/db"}, "DATABASE_URL must start with postgresql://"),
+        (
+            {"DATABASE_REPLICA_URL": "postgresql://r/db,mysql://s/db"},
+            "DATABASE_REPLICA_URL must start with postgresql://",
+        ),
+        ({"DATABASE_LISTEN_URL": "h/db"}, "DATABASE_LISTEN_URL must start with postgresql://"),
+        ({"TECTONITE_DATABASE_POOLER": "pgpool"}, "must be one of none, pgbouncer"),
+        ({"TECTONITE_REPLICA_MAX_LAG": "soon"}, "TECTONITE_REPLICA_MAX_LAG must be a number"),
+        ({"TECTONITE_REPLICA_MAX_LAG": "0"}, "TECTONITE_REPLICA_MAX_LAG must be more than 0"),
+    ],
+)
 def test_bad_values_are_refused_with_the_variable_named(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
