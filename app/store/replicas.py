@@ -61,7 +61,6 @@ class LagMonitor:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._turn = itertools.count()
-        self.checked = threading.Event()  # set after each complete check (tests wait on it)
 
     # ---------------------------------------------------------------- request side
 
@@ -102,7 +101,6 @@ class LagMonitor:
         position = self._position(self.primary, _PRIMARY_POSITION)
         if position is None:  # the primary cannot be asked: no replica can be vouched for
             self.lags = [None] * len(self.replicas)
-            self.checked.set()
             return
         self._samples.append((now, position))
         while self._samples and self._samples[0][0] < now - self._window_s:
@@ -112,7 +110,6 @@ class LagMonitor:
             replayed = self._position(replica, _REPLAYED_POSITION)
             lags.append(None if replayed is None else self._lag(replayed, time.monotonic()))
         self.lags = lags
-        self.checked.set()
 
     def _lag(self, replayed: int, now: float) -> float:
         """Seconds since the newest sampled primary position the replica has replayed."""
