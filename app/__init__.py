@@ -33,11 +33,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     feed = changes.ChangeFeed()
     database.change_feeds.add(feed)
     changes.init_app(
-        app, feed, listen_on=settings.libpq_url if settings.listen_for_changes else None
+        app, feed, listen_on=settings.listen_libpq_url if settings.listen_for_changes else None
     )
-    store.init_app(
-        app, store.open_store(database, statement_timeout_ms=settings.request_timeout_ms)
-    )
+    store.init_app(app, store.open_store(database, settings))
     observability.init_app(app)
     openapi.init_app(app)
     _init_features(app)

@@ -11,6 +11,8 @@ from pathlib import Path
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
 SERVERS = ("granian", "gunicorn")
+# What sits between Tectonite and PostgreSQL: nothing, or PgBouncer (transaction pooling).
+POOLERS = ("none", "pgbouncer")
 
 
 class SettingsError(ValueError):
@@ -22,6 +24,15 @@ class Settings:
     """Typed configuration. Built from the environment by `from_env`; CLI flags override it."""
 
     database_url: str | None = None
+    # LISTEN/NOTIFY needs a session of its own: behind PgBouncer, a direct URL to the primary.
+    database_listen_url: str | None = None
+    # Streaming read replicas for the feature-value reads of the serving endpoints.
+    database_replica_urls: tuple[str, ...] = ()
+    # "pgbouncer": no server-side prepared statements and no startup `options` (PgBouncer
+    # before 1.21 supports neither in transaction mode); the read deadline is set per statement.
+    database_pooler: str = "none"
+    # A replica further behind the primary than this (seconds), or failing, is skipped.
+    replica_max_lag_s: float = 1.0
     data_dir: Path = Path(".tectonite")
     host: str = "127.0.0.1"
     port: int = 8328
@@ -68,6 +79,16 @@ class Settings:
         defaults = cls()
         return cls(
             database_url=_normalise_url(env.get("DATABASE_URL") or None),
+            database_listen_url=_normalise_url(
+                env.get("DATABASE_LISTEN_URL") or None, "DATABASE_LISTEN_URL"
+            ),
+            database_replica_urls=_url_list(env.get("DATABASE_REPLICA_URL") or ""),
+            database_pooler=_choice(
+                env, "TECTONITE_DATABASE_POOLER", defaults.database_pooler, POOLERS
+            ),
+            replica_max_lag_s=_seconds(
+                env, "TECTONITE_REPLICA_MAX_LAG", defaults.replica_max_lag_s
+            ),
             data_dir=Path(env.get("TECTONITE_DATA_DIR") or defaults.data_dir),
             host=env.get("TECTONITE_HOST") or defaults.host,
             port=_int(env, "PORT", defaults.port, minimum=0),
@@ -92,8 +113,14 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (CLI flags, tests)."""
-        if "database_url" in changes:
-            changes["database_url"] = _normalise_url(changes["database_url"])  # type: ignore[arg-type]  # a URL or None, as the field
+        for name in ("database_url", "database_listen_url"):
+            if name in changes:
+                changes[name] = _normalise_url(changes[name])  # type: ignore[arg-type]  # a URL or None, as the field
+        if "database_replica_urls" in changes:
+            changes["database_replica_urls"] = tuple(
+                _libpq(_normalise_url(url))
+                for url in changes["database_replica_urls"]  # type: ignore[attr-defined]  # a sequence of URLs, as the field
+            )
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # fields checked by replace()
 
     @property
@@ -106,19 +133,37 @@ class Settings:
     @property
     def libpq_url(self) -> str:
         """The database URL as libpq/psycopg spell it (no SQLAlchemy driver name)."""
-        return self.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        return _libpq(self.sqlalchemy_url)
+
+    @property
+    def listen_libpq_url(self) -> str:
+        """Where the change listener LISTENs: DATABASE_LISTEN_URL, else DATABASE_URL."""
+        return _libpq(self.database_listen_url) if self.database_listen_url else self.libpq_url
+
+    @property
+    def behind_pgbouncer(self) -> bool:
+        return self.database_pooler == "pgbouncer"
 
 
-def _normalise_url(url: str | None) -> str | None:
+def _libpq(url: str | None) -> str:
+    """A normalised URL as libpq/psycopg spell it."""
+    return (url or "").replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _url_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated database URLs, as libpq URLs (DATABASE_REPLICA_URL)."""
+    parts = (part.strip() for part in raw.split(","))
+    return tuple(_libpq(_normalise_url(p, "DATABASE_REPLICA_URL")) for p in parts if p)
+
+
+def _normalise_url(url: str | None, name: str = "DATABASE_URL") -> str | None:
     """Accept `postgresql://` and `postgres://` as well as `postgresql+psycopg://`."""
     if url is None:
         return None
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
-    raise SettingsError(
-        f"DATABASE_URL must start with postgresql:// (got {url.split(':', 1)[0]}://)"
-    )
+    raise SettingsError(f"{name} must start with postgresql:// (got {url.split(':', 1)[0]}://)")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
@@ -131,6 +176,27 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    text = raw.strip().lower()
+    scale = 1.0
+    if text.endswith("ms"):
+        text, scale = text[:-2], 0.001
+    elif text.endswith("s"):
+        text = text[:-1]
+    try:
+        value = float(text) * scale
+    except ValueError:
+        raise SettingsError(
+            f"{name} must be a number of seconds (e.g. 1, 0.5, 500ms), got {raw!r}"
+        ) from None
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name} must be more than 0 seconds, got {raw!r}")
     return value
 
 

@@ -51,6 +51,10 @@ class Database:
             connect_args={
                 "connect_timeout": 5,
                 "application_name": "tectonite",
+                # Behind PgBouncer in transaction mode a statement prepared on one server
+                # connection is unknown on the next: none are prepared (psycopg's default
+                # prepares a statement run five times).
+                **({"prepare_threshold": None} if settings.behind_pgbouncer else {}),
             },
             # json/jsonb columns decoded with orjson, on this engine's connections only.
             json_deserializer=orjson.loads,

@@ -51,6 +51,28 @@ def test_database_url_accepts_both_spellings(url):
     assert Settings.from_env({"DATABASE_URL": url}).sqlalchemy_url == "postgresql+psycopg://h/db"
 
 
+def test_scale_out_settings():
+    """DATABASE_LISTEN_URL defaults to DATABASE_URL; replicas are a comma-separated list."""
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://p/db",
+            "DATABASE_REPLICA_URL": "postgresql://r1/db, postgres://r2/db",
+            "TECTONITE_REPLICA_MAX_LAG": "500ms",
+            "TECTONITE_DATABASE_POOLER": "PgBouncer",
+        }
+    )
+    assert settings.database_replica_urls == ("postgresql://r1/db", "postgresql://r2/db")
+    assert settings.replica_max_lag_s == 0.5
+    assert settings.behind_pgbouncer
+    assert settings.listen_libpq_url == "postgresql://p/db"
+    direct = settings.replace(database_listen_url="postgres://direct/db")
+    assert direct.listen_libpq_url == "postgresql://direct/db"
+    defaults = Settings.from_env({"DATABASE_URL": "postgresql://p/db"})
+    assert (defaults.replica_max_lag_s, defaults.database_replica_urls) == (1.0, ())
+    assert not defaults.behind_pgbouncer
+    assert Settings.from_env({"TECTONITE_REPLICA_MAX_LAG": "2"}).replica_max_lag_s == 2.0
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -60,6 +82,14 @@ def test_database_url_accepts_both_spellings(url):
         ({"TECTONITE_SERVER": "uwsgi"}, "TECTONITE_SERVER must be one of granian, gunicorn"),
         ({"TECTONITE_HEADER_TIMEOUT": "0"}, "TECTONITE_HEADER_TIMEOUT must be at least 1"),
         ({"DATABASE_URL": "mysql://h/db"}, "DATABASE_URL must start with postgresql://"),
+        (
+            {"DATABASE_REPLICA_URL": "postgresql://r/db,mysql://s/db"},
+            "DATABASE_REPLICA_URL must start with postgresql://",
+        ),
+        ({"DATABASE_LISTEN_URL": "h/db"}, "DATABASE_LISTEN_URL must start with postgresql://"),
+        ({"TECTONITE_DATABASE_POOLER": "pgpool"}, "must be one of none, pgbouncer"),
+        ({"TECTONITE_REPLICA_MAX_LAG": "soon"}, "TECTONITE_REPLICA_MAX_LAG must be a number"),
+        ({"TECTONITE_REPLICA_MAX_LAG": "0"}, "TECTONITE_REPLICA_MAX_LAG must be more than 0"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env, message):

@@ -31,6 +31,7 @@ def init_app(app: Flask) -> None:
             settings.journal_size,
             background=database.bound_connection is None,
             conninfo=settings.libpq_url if settings.database_url else None,
+            pooled=settings.behind_pgbouncer,
         )
         app.after_request(writer.after_request)
     journal.JOURNAL.register(app, writer)

@@ -348,7 +348,7 @@ def explain(ctx: CliContext, workspace: str, service: str, join_keys: tuple[str,
                 )
             with ctx.database.read() as connection:
                 clock_state = read_clock(connection)
-            store = open_store(ctx.database, statement_timeout_ms=ctx.settings.request_timeout_ms)
+            store = open_store(ctx.database, ctx.settings, use_replicas=False)
             try:
                 serving = ServingState.create(ChangeFeed())  # compiles transforms; no cache
                 result = explain_request(resolved, parsed, clock_state, store, serving, None)

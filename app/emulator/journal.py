@@ -135,10 +135,18 @@ class JournalWriter:
     """
 
     def __init__(
-        self, database: Database, cap: int, *, background: bool, conninfo: str | None = None
+        self,
+        database: Database,
+        cap: int,
+        *,
+        background: bool,
+        conninfo: str | None = None,
+        pooled: bool = False,
     ) -> None:
         self._database = database
         self._conninfo = conninfo
+        # Behind PgBouncer (transaction mode): no startup options, nothing prepared.
+        self._pooled = pooled
         self._connection: psycopg.Connection[Any] | None = None
         self.cap = cap
         self._background = background
@@ -245,7 +253,12 @@ class JournalWriter:
                 # One round trip per batch: autocommit, and no wait for the WAL flush (the
                 # journal is a debugging aid).
                 connection = self._writer_connection()
-                write_batch(connection.execute, rows, self.cap if trim else None)
+                if self._pooled:
+                    with connection.transaction():
+                        connection.execute("SET LOCAL synchronous_commit = off")
+                        write_batch(connection.execute, rows, self.cap if trim else None)
+                else:
+                    write_batch(connection.execute, rows, self.cap if trim else None)
             else:
                 with self._database.session() as session:
                     driver = session.connection().connection.driver_connection
@@ -262,13 +275,22 @@ class JournalWriter:
 
     def _writer_connection(self) -> psycopg.Connection[Any]:
         if self._connection is None or self._connection.closed:
-            self._connection = psycopg.connect(
-                self._conninfo or "",
-                autocommit=True,
-                connect_timeout=5,
-                application_name="tectonite-journal",
-                options="-c synchronous_commit=off",
-            )
+            if self._pooled:
+                self._connection = psycopg.connect(
+                    self._conninfo or "",
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name="tectonite-journal",
+                    prepare_threshold=None,
+                )
+            else:
+                self._connection = psycopg.connect(
+                    self._conninfo or "",
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name="tectonite-journal",
+                    options="-c synchronous_commit=off",
+                )
         return self._connection
 
     def flush(self, timeout: float = 2.0) -> bool:

@@ -53,6 +53,8 @@ def _ingest(*, camel_case: bool) -> Response:
         return _request_error(str(exc))
     require_permission(request.workspace, INGEST_DRY_RUN if request.dry_run else INGEST)
 
+    # Before the request's session exists: a clock reload takes a pooled connection of its own.
+    now = clock.now()  # ttl checks follow the emulator's clock
     session = get_session()
     workspace = session.scalars(
         select(Workspace).where(Workspace.name == request.workspace)
@@ -73,7 +75,6 @@ def _ingest(*, camel_case: bool) -> Response:
     rows: list[ValueRow] = []
     events: dict[int, list[EventRow]] = {}
     errors: list[dict[str, str]] = []
-    now = clock.now()  # ttl checks follow the emulator's clock
     for plan in plans:
         for index, record in enumerate(request.records[plan.name]):
             plan.convert(index, record, now, rows, errors, events)

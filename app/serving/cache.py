@@ -27,9 +27,13 @@ class ServiceCache(WorkspaceCache):
         super().__init__(feed, DEFINITIONS_TOPIC)
 
     def get(
-        self, session: Session | Callable[[], Session], workspace: str, service: str
+        self, sessions: Callable[[], Session], workspace: str, service: str
     ) -> ResolvedService | None:
-        """The resolved service; `session` may be a factory, called only on a cache miss."""
+        """The resolved service; on a cache miss it is read on a short session of its own
+        (`sessions()`, closed at once), so a serving request never holds a pooled connection
+        while it reads the store or reloads other state (holding one while waiting for a
+        second could exhaust the pool with every thread waiting), and definitions are always
+        read on the primary."""
         key = (workspace, service)
         if self.feed.trustworthy():
             try:
@@ -37,9 +41,8 @@ class ServiceCache(WorkspaceCache):
             except KeyError:
                 pass
         generation = self.generation
-        if not isinstance(session, Session):
-            session = session()
-        resolved = resolve_service(session, workspace, service)
+        with sessions() as session:
+            resolved = resolve_service(session, workspace, service)
         if self.feed.trustworthy():
             with self.lock:
                 if generation == self.generation:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from flask import Response
 
-from app.db import get_session
+from app.db import get_database
 from app.errors import BadRequest, NotFound
 from app.jsonio import json_response, read_json_body
 from app.observability import note_served, note_target
@@ -46,7 +46,7 @@ def unable_to_query(service: str, workspace: str) -> NotFound:
 
 
 def servable_service(workspace: str, service: str) -> ResolvedService:
-    resolved = SERVING.get().services.get(get_session, workspace, service)
+    resolved = SERVING.get().services.get(get_database().session, workspace, service)
     if resolved is None or not resolved.servable:
         raise unable_to_query(service, workspace)
     note_target(workspace, service, exists=True)
@@ -92,7 +92,7 @@ def get_features_batch_v2(workspace: str, service: str) -> Response:
 
 def _metadata(workspace: str, service: str) -> Response:
     require_permission(workspace, VIEW_METADATA)
-    resolved = SERVING.get().services.get(get_session, workspace, service)
+    resolved = SERVING.get().services.get(get_database().session, workspace, service)
     if resolved is None:
         raise NotFound(f"Unknown feature_service_name: {service} for workspace: {workspace}")
     if not resolved.servable:

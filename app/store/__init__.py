@@ -7,6 +7,8 @@
 - reads, outside any transaction on the app's per-thread autocommit connections:
   `OnlineStore.read_rows(Lookup)` (a whole request in one statement) and
   `OnlineStore.read_prefix` (partial keys). The app's store is `get_store()`;
+- read replicas (`app.store.replicas`): with DATABASE_REPLICA_URL, the store's reads go to a
+  replica within TECTONITE_REPLICA_MAX_LAG of the primary, else to the primary;
 - inspection (the console, off the serving path): `app.store.inspection`;
 - `iter_view_rows`: every row of a view, for `tectonite export`.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.config import Settings
 from app.db import Database
 from app.extensions import Slot
 from app.store.aggregates import EventRow, add_events
@@ -24,6 +27,7 @@ from app.store.connection import BoundConnection, CursorSource, ThreadConnection
 from app.store.dump import iter_view_rows
 from app.store.keys import canonical_key_part, entity_key, entity_key_prefix
 from app.store.reads import Lookup, OnlineStore, StoredRow, StoreResult, TimeRange
+from app.store.replicas import LagMonitor, ReplicaRouter
 from app.store.writes import (
     StagedRow,
     Staging,
@@ -65,14 +69,26 @@ __all__ = [
 ]
 
 
-def open_store(database: Database, *, statement_timeout_ms: int) -> OnlineStore:
-    """The store's read side for `database`: its own per-thread autocommit connections, or the
-    database's bound test connection."""
+def open_store(database: Database, settings: Settings, *, use_replicas: bool = True) -> OnlineStore:
+    """The store's read side for `database`: its own per-thread autocommit connections (on the
+    read replicas of `settings`, when there are any and `use_replicas`), or the database's bound
+    test connection."""
     if database.bound_connection is not None:
         return OnlineStore(BoundConnection(database.bound_connection))
-    return OnlineStore(
-        ThreadConnections(database.libpq_url, statement_timeout_ms=statement_timeout_ms)
+    timeout, pooled = settings.request_timeout_ms, settings.behind_pgbouncer
+    primary = ThreadConnections(database.libpq_url, statement_timeout_ms=timeout, pooled=pooled)
+    if not (use_replicas and settings.database_replica_urls):
+        return OnlineStore(primary)
+    replicas = [
+        ThreadConnections(url, statement_timeout_ms=timeout, pooled=pooled)
+        for url in settings.database_replica_urls
+    ]
+    monitor = LagMonitor(
+        database.libpq_url,
+        settings.database_replica_urls,
+        max_lag_s=settings.replica_max_lag_s,
     )
+    return OnlineStore(ReplicaRouter(primary, replicas, monitor))
 
 
 def init_app(app: Flask, store: OnlineStore) -> None:

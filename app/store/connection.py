@@ -5,6 +5,13 @@ of 120 us of client CPU per read): a store read is one prepared statement on a c
 is always ready, as gunicorn's threads are long-lived. On an autocommit connection psycopg sends
 the statement alone, with no BEGIN/ROLLBACK around it, so a lookup is one round trip. Reads
 time out after the request deadline (Tecton's 2 s), which answers 504.
+
+Behind PgBouncer in transaction mode (`pooled`) nothing may outlive a transaction: no prepared
+statements and no `options` startup parameter (PgBouncer before 1.21 refuses both). The read is
+then sent as one simple query, `SET LOCAL statement_timeout = …; SELECT …`, which PostgreSQL
+runs as one implicit transaction: still one round trip, and the deadline holds.
+
+With read replicas (`app.store.replicas`), a `ReplicaRouter` picks the connection per read.
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ class CursorSource(Protocol):
         """A ready cursor for this thread."""
         ...
 
+    def fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Run one read statement on this thread's cursor and return its rows."""
+        ...
+
     def discard(self) -> None:
         """The cursor's connection failed: drop it, so the next `cursor()` opens a new one."""
         ...
@@ -39,9 +50,11 @@ class CursorSource(Protocol):
 class ThreadConnections:
     """Each thread's own autocommit connection and cursor, opened on first use."""
 
-    def __init__(self, conninfo: str, *, statement_timeout_ms: int) -> None:
+    def __init__(self, conninfo: str, *, statement_timeout_ms: int, pooled: bool = False) -> None:
         self.conninfo = conninfo
         self.statement_timeout_ms = statement_timeout_ms
+        self.pooled = pooled
+        self._prefix = f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
         self._local = threading.local()
         self._open: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
@@ -49,20 +62,41 @@ class ThreadConnections:
     def cursor(self) -> psycopg.Cursor[Any]:
         cursor: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
         if cursor is None or cursor.closed or cursor.connection.closed:
-            connection = psycopg.connect(
-                self.conninfo,
-                autocommit=True,
-                connect_timeout=5,
-                application_name=APPLICATION_NAME,
-                options=f"-c statement_timeout={self.statement_timeout_ms}",
-            )
+            connection = self._connect()
             # Stored features are json: decode them with orjson, on this connection only.
             set_json_loads(orjson.loads, connection)
-            cursor = connection.cursor()
+            cursor = psycopg.ClientCursor(connection) if self.pooled else connection.cursor()
             self._local.cursor = cursor
             with self._lock:
                 self._open.append(connection)
         return cursor
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self.pooled:
+            return psycopg.connect(
+                self.conninfo,
+                autocommit=True,
+                connect_timeout=5,
+                application_name=APPLICATION_NAME,
+                prepare_threshold=None,
+            )
+        return psycopg.connect(
+            self.conninfo,
+            autocommit=True,
+            connect_timeout=5,
+            application_name=APPLICATION_NAME,
+            options=f"-c statement_timeout={self.statement_timeout_ms}",
+        )
+
+    def fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        cursor = self.cursor()
+        if self.pooled:
+            # One simple query, one implicit transaction: the SET LOCAL ends with it.
+            cursor.execute(self._prefix + query, params)
+            cursor.nextset()
+            return cursor.fetchall()
+        cursor.execute(query, params, prepare=True)
+        return cursor.fetchall()
 
     def discard(self) -> None:
         cursor: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
@@ -91,6 +125,11 @@ class BoundConnection:
     def cursor(self) -> psycopg.Cursor[Any]:
         driver: psycopg.Connection[Any] = self.connection.connection.driver_connection  # type: ignore[assignment]  # a psycopg engine's connections are psycopg's
         return driver.cursor()
+
+    def fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        cursor = self.cursor()
+        cursor.execute(query, params, prepare=True)
+        return cursor.fetchall()
 
     def discard(self) -> None:
         return None  # the test owns the connection

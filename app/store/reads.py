@@ -187,9 +187,7 @@ class OnlineStore:
         read retried once: reads are idempotent."""
         for attempt in (1, 2):
             try:
-                cursor = self.connections.cursor()
-                cursor.execute(query, params, prepare=True)
-                return cursor.fetchall()
+                return self.connections.fetch(query, params)
             except psycopg.OperationalError:
                 self.connections.discard()
                 if attempt == 2:

@@ -117,15 +117,13 @@ def test_cache_is_invalidated_when_the_workspace_changes(app, runner, tmp_path, 
     runner.ok("workspace", "create", "prod")
     path = write_repo(tmp_path, MINIMAL)
     runner.ok("apply", "-f", str(path), "--workspace", "prod", "--yes")
-    with database.session() as session:
-        first = service_cache.get(session, "prod", "svc")
-        assert service_cache.get(session, "prod", "svc") is first  # cached
+    first = service_cache.get(database.session, "prod", "svc")
+    assert service_cache.get(database.session, "prod", "svc") is first  # cached
     write_repo(
         tmp_path, MINIMAL.replace("{name: score, type: Float64}", "{name: score, type: Int64}")
     )
     runner.ok("apply", "-f", str(path), "--workspace", "prod", "--yes")
-    with database.session() as session:
-        second = service_cache.get(session, "prod", "svc")
+    second = service_cache.get(database.session, "prod", "svc")
     assert second is not first
     assert second.features[1].data_type == {"type": "int64"}
 
@@ -149,8 +147,7 @@ def test_a_change_applied_by_another_process_reaches_this_one_within_a_second(
         assert listener.connected.wait(10)
         cli = [sys.executable, "-m", "app.cli"]
         subprocess.run([*cli, "workspace", "create", "prod"], env=env, check=True)
-        with clean_database.session() as session:
-            assert cache.get(session, "prod", "svc") is None
+        assert cache.get(clean_database.session, "prod", "svc") is None
         assert ("prod", "svc") in cache.entries
         dropped.clear()
         path = write_repo(tmp_path, MINIMAL)
@@ -160,7 +157,6 @@ def test_a_change_applied_by_another_process_reaches_this_one_within_a_second(
         )  # fmt: skip
         assert dropped.wait(1.0)
         assert ("prod", "svc") not in cache.entries
-        with clean_database.session() as session:
-            assert cache.get(session, "prod", "svc").name == "svc"
+        assert cache.get(clean_database.session, "prod", "svc").name == "svc"
     finally:
         feed.stop_listener()
