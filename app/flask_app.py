@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import typing as t
 from typing import Any
 
@@ -43,8 +44,25 @@ class _AtMost(LimitedStream):
 
 
 class TectoniteRequest(Request):
+    # Whether anything asked for the body. Code that runs after the view (the journal) must not
+    # read a body the view never wanted: under granian that read would wait on a client that
+    # may never send it (a 401 is answered, and the connection closed, without the body).
+    body_requested = False
+
+    @property
+    def body_at_hand(self) -> bool:
+        """Whether reading the body cannot wait long on the client: something read it already,
+        or the server holds it or bounds the read (gunicorn's worker, test clients)."""
+        source = self.environ.get("wsgi.input")
+        return (
+            self.body_requested
+            or isinstance(source, io.BytesIO)
+            or getattr(source, "bounded", False) is True
+        )
+
     @cached_property
     def stream(self) -> t.IO[bytes]:
+        self.body_requested = True
         limit = self.max_content_length
         terminated = self.environ.get("wsgi.input_terminated")
         if self.content_length is None and limit is not None and terminated:

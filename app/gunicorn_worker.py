@@ -159,6 +159,9 @@ class _DeadlineSocket:
 class _Body:
     """wsgi.input whose framing errors are the client's fault: 400 (or 408), never a 500."""
 
+    # Reads never wait past the read timeout (the request is buffered, or its socket bounded).
+    bounded = True
+
     def __init__(self, body: Any) -> None:
         self._body = body
 

@@ -134,7 +134,7 @@ def test_leading_slashes_are_ignored_not_redirected(server):
 
 # --------------------------------------------------------------------------- slow clients
 
-READ_TIMEOUT = 4
+READ_TIMEOUT = 6
 SLOW_CLIENTS = 200
 SLOW_REQUESTS = {
     "one-byte": b"G",
@@ -144,13 +144,10 @@ SLOW_REQUESTS = {
     b'10\r\n{"wor',
     "nothing": b"",
 }
-# granian (hyper) bounds the request head only: a body the app is reading blocks one of its
-# request threads until the client sends or disconnects (README, "Reliability").
+# Without a key: the app answers 401 before it reads a body. granian (hyper) does not time out
+# a body the app is reading, but it closes the connection of a request answered without its
+# body, so these cost it nothing either (README, "Reliability").
 BODY_KINDS = {"short-body", "short-chunked-body"}
-
-
-def slow_kinds(server_name: str) -> list[str]:
-    return [k for k in SLOW_REQUESTS if server_name == "gunicorn" or k not in BODY_KINDS]
 
 
 def test_slow_clients_neither_starve_others_nor_stay_connected(database_url, server_name):
@@ -158,7 +155,7 @@ def test_slow_clients_neither_starve_others_nor_stay_connected(database_url, ser
     served: every normal request is answered well before a slow one could have been dropped
     (a starved server answers only after the slow clients time out), and every slow
     connection is closed after the read timeout (408 in the envelope when it sent bytes;
-    granian closes without an answer)."""
+    granian closes without an answer), or at once when it can be answered without its body."""
     proc = start_server(
         {"DATABASE_URL": database_url, "TECTONITE_SERVER": server_name,
          "TECTONITE_READ_TIMEOUT": str(READ_TIMEOUT), "WEB_CONCURRENCY": "2",
@@ -166,7 +163,7 @@ def test_slow_clients_neither_starve_others_nor_stay_connected(database_url, ser
     )  # fmt: skip
     slow = []
     try:
-        kinds = slow_kinds(server_name)
+        kinds = list(SLOW_REQUESTS)
         for index in range(SLOW_CLIENTS):
             kind = kinds[index % len(kinds)]
             sock = connect(proc.base_url)
@@ -174,20 +171,24 @@ def test_slow_clients_neither_starve_others_nor_stay_connected(database_url, ser
             slow.append((kind, sock))
         started = time.monotonic()
         latencies = []
-        for _ in range(40):
+        for _ in range(20):
             begin = time.monotonic()
             answer = exchange(proc.base_url, b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
             latencies.append(time.monotonic() - begin)
             assert answer.status == 200, answer
         assert time.monotonic() - started < READ_TIMEOUT  # all served while the slow ones wait
-        assert max(latencies) < READ_TIMEOUT / 2, sorted(latencies)[-5:]
+        # A starved request would wait for the slow clients to be dropped: seconds, not ms.
+        assert max(latencies) < 2.5, sorted(latencies)[-5:]
 
         for kind, sock in slow:
             left = started + READ_TIMEOUT + 10 - time.monotonic()
             data = read_until_closed(sock, within=max(left, 0.1))
             assert data is not None, f"{kind}: still open long after the read timeout"
-            if server_name == "gunicorn" and SLOW_REQUESTS[kind]:
-                head, _, body = data.partition(b"\r\n\r\n")
+            head, _, body = data.partition(b"\r\n\r\n")
+            if server_name == "granian" and kind in BODY_KINDS:
+                assert head.startswith(b"HTTP/1.1 401"), (kind, data)
+                assert orjson.loads(body)["code"] == 16
+            elif server_name == "gunicorn" and SLOW_REQUESTS[kind]:
                 assert head.startswith(b"HTTP/1.1 408"), (kind, data)
                 assert is_envelope(orjson.loads(body)) and orjson.loads(body)["code"] == 4
             else:
