@@ -260,6 +260,9 @@ class TectoniteWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no 
         conn.prefetched = bytearray()
         conn.scan = _Scan()
         conn.sent_continue = False
+        # Most requests have arrived whole by now: no poller round trip for them.
+        if self._read_some(conn, registered=False):
+            return
         self.reading[conn] = conn.deadline
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
@@ -269,23 +272,31 @@ class TectoniteWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no 
             self.poller.unregister(conn.sock)
 
     def _on_readable(self, conn: _Conn, _sock: socket.socket) -> None:
+        self._read_some(conn, registered=True)
+
+    def _read_some(self, conn: _Conn, *, registered: bool) -> bool:
+        """Read what has arrived; True once the connection left the reading stage (its request
+        went to a thread, or the client went away)."""
         try:
             data = conn.sock.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             data = b""
-        if not data:  # the client went away before its request was complete
+        if data:
+            conn.prefetched += data
+            self._advance(conn)
+            if not conn.scan.complete:
+                return False
+        if registered:
             self._stop_reading(conn)
+        if not data:  # the client went away before its request was complete
             self.nr_conns -= 1
             conn.sock.close()
-            return
-        conn.prefetched += data
-        self._advance(conn)
-        if conn.scan.complete:
-            self._stop_reading(conn)
-            conn.data_ready = True
-            self.enqueue_req(conn)
+            return True
+        conn.data_ready = True
+        self.enqueue_req(conn)
+        return True
 
     def murder_pending(self) -> None:
         """Also close the connections whose request did not arrive in time (408), and end
