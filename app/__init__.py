@@ -8,6 +8,7 @@ from app import changes, db, emulator, jsonio, observability, openapi, security,
 from app.config import Settings
 from app.db import Database
 from app.errors import register_error_handlers
+from app.flask_app import TectoniteFlask
 from app.logs import configure_logging
 from app.migrate import head_revision
 
@@ -21,8 +22,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     to both, and the change feed of an app hears the commits made through its `database`.
     """
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = TectoniteFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # OPTIONS is not part of Tecton's API: 405 in the JSON envelope (with `Allow`), not Flask's
+    # automatic empty text/html answer. Must be set before any route is registered.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions["tectonite.settings"] = settings
     app.extensions["tectonite.schema_head"] = head_revision()
 

@@ -40,11 +40,11 @@ class Settings:
     server: str = "granian"
     workers: int = 2
     threads: int = 8
-    # How long a connection may go without a complete request head: slow clients are cut off,
-    # and idle keep-alive connections closed, after this. (granian has one timer for both; the
-    # Java client keeps connections for 5 minutes, and 75 s outlasts common load balancers'
-    # idle timeouts, so a shorter value would make clients reconnect constantly.)
-    header_timeout_s: int = 75
+    # Seconds a client has to send a whole request (head and body), counted from the connection
+    # opening or, on a kept-alive connection, from the request's first byte; idle kept-alive
+    # connections are closed after as long. Slow clients then cost a socket for a few seconds,
+    # never a request thread for long (see the README's "Reliability").
+    read_timeout_s: int = 5
     log_level: str = "info"
     log_format: str = "text"
     # Server-wide HMAC key for API-key hashes; when unset one is generated and kept in the database.
@@ -95,9 +95,7 @@ class Settings:
             server=_choice(env, "TECTONITE_SERVER", defaults.server, SERVERS),
             workers=_int(env, "WEB_CONCURRENCY", defaults.workers, minimum=1),
             threads=_int(env, "TECTONITE_THREADS", defaults.threads, minimum=1),
-            header_timeout_s=_int(
-                env, "TECTONITE_HEADER_TIMEOUT", defaults.header_timeout_s, minimum=1
-            ),
+            read_timeout_s=_int(env, "TECTONITE_READ_TIMEOUT", defaults.read_timeout_s, minimum=1),
             log_level=_choice(env, "LOG_LEVEL", defaults.log_level, LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             secret=env.get("TECTONITE_SECRET") or None,

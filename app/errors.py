@@ -50,6 +50,12 @@ class MethodNotAllowed(ApiError):
     status, code = 405, 12  # UNIMPLEMENTED
 
 
+class RequestTimeout(ApiError):
+    """The client did not send its whole request in time (the server's read timeout)."""
+
+    status, code = 408, 4  # DEADLINE_EXCEEDED
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, 8  # RESOURCE_EXHAUSTED
 
@@ -79,8 +85,13 @@ _HTTP_EXCEPTIONS: dict[int, tuple[type[ApiError], str]] = {
 _QUERY_CANCELED = "57014"
 
 
+def envelope_body(message: str, code: int) -> bytes:
+    """The envelope's bytes (also written by the HTTP server's own refusals, outside Flask)."""
+    return orjson.dumps({"error": message, "code": code, "message": message})
+
+
 def envelope(error: ApiError) -> Response:
-    body = orjson.dumps({"error": error.message, "code": error.code, "message": error.message})
+    body = envelope_body(error.message, error.code)
     response = Response(body, status=error.status, mimetype="application/json")
     for name, value in error.headers.items():
         response.headers[name] = value

@@ -86,7 +86,9 @@ class GranianServer:
             blocking_threads=settings.threads,
             http=HTTPModes.http1,
             http1_settings=HTTP1Settings(
-                header_read_timeout=settings.header_timeout_s * 1000,
+                # The request head must arrive within the read timeout (hyper's one timer also
+                # closes idle kept-alive connections after it); the body: `slow_body_guard`.
+                header_read_timeout=settings.read_timeout_s * 1000,
                 keep_alive=True,
                 max_buffer_size=MAX_HEADER_BYTES,
             ),
@@ -223,7 +225,8 @@ def _gunicorn_application() -> type:
 
 
 class GunicornServer:
-    """gunicorn with gthread workers, each building its own app from `settings`."""
+    """gunicorn with Tectonite's gthread workers (app/gunicorn_worker.py: requests read by the
+    event loop before a thread serves them, JSON refusals), each building its own app."""
 
     def __init__(
         self,
@@ -242,8 +245,8 @@ class GunicornServer:
             "bind": [f"{_bracket(settings.host)}:{settings.port}"],
             "workers": settings.workers,
             "threads": settings.threads,
-            "worker_class": "gthread",
-            "keepalive": settings.header_timeout_s,
+            "worker_class": _gunicorn_worker_class(settings),
+            "keepalive": settings.read_timeout_s,
             "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
             "timeout": 30,
             "loglevel": settings.log_level,
@@ -266,6 +269,16 @@ class GunicornServer:
             return
         host, port = server.LISTENERS[0].sock.getsockname()[:2]
         self.on_ready(f"{self.scheme}://{_bracket(host)}:{port}")
+
+
+def _gunicorn_worker_class(settings: Settings) -> type:
+    from app.gunicorn_worker import TectoniteWorker
+
+    return type(
+        "TectoniteWorker",
+        (TectoniteWorker,),
+        {"read_timeout": float(settings.read_timeout_s), "max_body_bytes": settings.max_body_bytes},
+    )
 
 
 def gunicorn_json_logging(level: str) -> dict[str, Any]:

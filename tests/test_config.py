@@ -11,7 +11,7 @@ def test_defaults_match_the_documented_table():
     assert settings.data_dir == Path(".tectonite")
     assert (settings.host, settings.port) == ("127.0.0.1", 8328)
     assert (settings.workers, settings.threads) == (2, 8)
-    assert (settings.server, settings.header_timeout_s) == ("granian", 75)
+    assert (settings.server, settings.read_timeout_s) == ("granian", 5)
     assert (settings.log_level, settings.log_format) == ("info", "text")
 
 
@@ -28,10 +28,10 @@ def test_every_variable_is_read():
             "LOG_FORMAT": "json",
             "TECTONITE_SECRET": "s3cret",
             "TECTONITE_SERVER": "gunicorn",
-            "TECTONITE_HEADER_TIMEOUT": "12",
+            "TECTONITE_READ_TIMEOUT": "12",
         }
     )
-    assert (settings.server, settings.header_timeout_s) == ("gunicorn", 12)
+    assert (settings.server, settings.read_timeout_s) == ("gunicorn", 12)
     assert settings.database_url == "postgresql+psycopg://u:p@db:5433/x"
     assert settings.data_dir == Path("/var/lib/t")
     assert (settings.host, settings.port, settings.workers, settings.threads) == (
@@ -80,7 +80,7 @@ def test_scale_out_settings():
         ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be at least 1"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of text, json"),
         ({"TECTONITE_SERVER": "uwsgi"}, "TECTONITE_SERVER must be one of granian, gunicorn"),
-        ({"TECTONITE_HEADER_TIMEOUT": "0"}, "TECTONITE_HEADER_TIMEOUT must be at least 1"),
+        ({"TECTONITE_READ_TIMEOUT": "0"}, "TECTONITE_READ_TIMEOUT must be at least 1"),
         ({"DATABASE_URL": "mysql://h/db"}, "DATABASE_URL must start with postgresql://"),
         (
             {"DATABASE_REPLICA_URL": "postgresql://r/db,mysql://s/db"},

@@ -6,6 +6,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 import urllib.request
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 
 from app import migrate
 from tests.conftest import start_server
+from tests.hardening.rawhttp import read_until_closed
 
 
 def get_json(url, context=None):
@@ -201,23 +203,51 @@ def _closed_by_server(sock: socket.socket, within: float) -> bool:
         return False
 
 
+def _reuse_after_shutdown(sock: socket.socket, within: float) -> bytes:
+    """Send requests on a kept-alive connection of a stopping server until it says it closes
+    (`Connection: close`) or closes; what it last answered. Fails if it keeps the client
+    waiting instead (the request neither answered nor refused)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        sock.settimeout(max(deadline - time.monotonic(), 0.1))
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            answer = _read_response(sock)
+        except (ConnectionResetError, BrokenPipeError):
+            return b""
+        except TimeoutError:
+            break
+        if not answer:
+            return b""  # closed: the client reconnects elsewhere
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        if b"connection: close" in answer.partition(b"\r\n\r\n")[0].lower():
+            return answer
+    raise AssertionError("a request on a kept-alive connection hung after SIGTERM")
+
+
 def test_sigterm_drains_in_flight_requests_and_closes_idle_connections(
     database_url, server_name, committed_runner, settings
 ):
     """A request in flight when SIGTERM arrives still gets its answer; an idle keep-alive
-    connection is closed (the client reconnects elsewhere instead of hanging)."""
+    connection is closed, and a request sent on one meanwhile is answered with
+    `Connection: close` or refused by closing (the client reconnects instead of hanging)."""
     committed_runner.ok("workspace", "create", "drain")
     key = committed_runner.ok(
         "api-key", "create", "--description", "drain", "--workspace", "drain"
     ).stdout.strip()
     proc = start_server(
         {"DATABASE_URL": database_url, "TECTONITE_SERVER": server_name,
-         "TECTONITE_SECRET": settings.secret}
+         "TECTONITE_SECRET": settings.secret, "TECTONITE_READ_TIMEOUT": "30"}
     )  # fmt: skip
-    with _connect(proc.base_url) as idle, _connect(proc.base_url) as in_flight:
+    with (
+        _connect(proc.base_url) as idle,
+        _connect(proc.base_url) as reused,
+        _connect(proc.base_url) as in_flight,
+    ):
         try:
-            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert _read_response(idle).startswith(b"HTTP/1.1 200")
+            for sock in (idle, reused):
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert _read_response(sock).startswith(b"HTTP/1.1 200")
             body = orjson.dumps({"params": {"workspaceName": "drain", "featureServiceName": "x",
                                             "joinKeyMap": {"k": "1"}}})  # fmt: skip
             in_flight.sendall(
@@ -227,33 +257,50 @@ def test_sigterm_drains_in_flight_requests_and_closes_idle_connections(
                 % len(body)
                 + body[:5]
             )
-            # A readiness probe on a third connection: the server is serving requests.
+            # A readiness probe on a fourth connection: the server is serving requests.
             assert get_json(f"{proc.base_url}/readyz")[0] == 200
             proc.process.send_signal(signal.SIGTERM)
             in_flight.sendall(body[5:])
             answer = _read_response(in_flight)
             assert answer.startswith(b"HTTP/1.1 404"), answer
             assert orjson.loads(answer.partition(b"\r\n\r\n")[2])["code"] == 5
-            assert _closed_by_server(idle, within=20)
+            _reuse_after_shutdown(reused, within=10)
+            # Closed well before the 30 s read timeout would have closed it.
+            assert _closed_by_server(idle, within=10)
         finally:
             status = proc.stop()
     assert status == 0
 
 
-def test_idle_and_slow_connections_are_closed_after_the_header_timeout(database_url, server_name):
+def test_idle_and_incomplete_requests_are_closed_after_the_read_timeout(database_url, server_name):
+    """TECTONITE_READ_TIMEOUT bounds idle kept-alive connections and requests that never
+    finish: their head (both servers) and, under gunicorn, their body."""
     proc = start_server(
         {"DATABASE_URL": database_url, "TECTONITE_SERVER": server_name,
-         "TECTONITE_HEADER_TIMEOUT": "1"}
+         "TECTONITE_READ_TIMEOUT": "1"}
     )  # fmt: skip
+    incomplete = [
+        b"G",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\n",  # the head never ends
+    ]
+    if server_name == "gunicorn":  # granian (hyper) does not time out bodies: README
+        incomplete.append(b"POST /ingest HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\n{")
     try:
         with _connect(proc.base_url) as idle:
             idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
             assert _read_response(idle).startswith(b"HTTP/1.1 200")
             assert _closed_by_server(idle, within=10)
-        if server_name == "granian":  # gunicorn's gthread threads wait for slow heads
+        for request in incomplete:
             with _connect(proc.base_url) as slow:
-                slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")  # the head never ends
-                assert _closed_by_server(slow, within=10)
+                slow.sendall(request)
+                answer = read_until_closed(slow, within=10)
+            assert answer is not None, request  # closed, not left hanging
+            if server_name == "gunicorn":
+                head, _, body = answer.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 408"), answer
+                assert orjson.loads(body)["code"] == 4
+            else:
+                assert answer == b""
     finally:
         assert proc.stop() == 0
 
@@ -266,6 +313,7 @@ MALFORMED = [
         b"POST /ingest HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", 400,
         id="bad-content-length",
     ),
+    pytest.param(b"GET /\x00 HTTP/1.1\r\nHost: t\r\n\r\n", 400, id="nul-in-target"),
     pytest.param(b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414, id="long-url"),
     pytest.param(
         b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n", 431,
@@ -277,16 +325,25 @@ MALFORMED = [
         id="too-many-headers",
     ),
 ]  # fmt: skip
+# Refused by gunicorn's parser; granian's may hand them to the app instead.
+GUNICORN_REFUSES = [
+    pytest.param(
+        b"POST /ingest HTTP/1.1\r\nHost: t\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}",
+        417, id="unknown-expectation",
+    ),
+    pytest.param(
+        b"POST /ingest HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: foo\r\n\r\n", 501,
+        id="unsupported-transfer-coding",
+    ),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("request_bytes", "status"), MALFORMED)
-def test_requests_granian_rejects_get_a_bare_status_never_an_html_page(
+def test_requests_the_http_layer_refuses_are_never_an_html_page(
     server, server_name, request_bytes, status
 ):
-    """What the HTTP layer refuses before the app sees it cannot be JSON under granian (its
-    Rust parser answers itself); it answers the status with an empty body and closes."""
-    if server_name == "gunicorn":
-        pytest.skip("gunicorn answers these with its own small HTML page (documented)")
+    """gunicorn answers in Tecton's JSON envelope; granian's Rust parser answers itself, with
+    the bare status and an empty body (README, "Differences from Tecton"). Both close."""
     sock = _connect(server.base_url)
     try:
         sock.sendall(request_bytes)
@@ -294,9 +351,43 @@ def test_requests_granian_rejects_get_a_bare_status_never_an_html_page(
     finally:
         sock.close()
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 %d" % status), head
-    assert body == b""
     assert b"connection: close" in head.lower()
+    assert b"text/html" not in head.lower()
+    if server_name == "granian":
+        assert body == b"" or orjson.loads(body)["code"], answer
+        if body == b"":
+            assert head.startswith(b"HTTP/1.1 %d" % status), head
+        return
+    assert head.startswith(b"HTTP/1.1 %d" % status), head
+    assert b"content-type: application/json" in head.lower()
+    envelope = orjson.loads(body)
+    assert set(envelope) == {"error", "code", "message"}
+    assert envelope["error"] == envelope["message"]
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), GUNICORN_REFUSES)
+def test_expectations_and_codings_nobody_supports_are_answered_in_json(
+    server, server_name, request_bytes, status
+):
+    """gunicorn refuses these (417, 501) in the envelope and closes; granian either does the
+    same with a bare status or lets the app answer (in the envelope: here, 401)."""
+    sock = _connect(server.base_url)
+    try:
+        sock.sendall(request_bytes)
+        answer = _read_response(sock)
+    finally:
+        sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"text/html" not in head.lower()
+    if server_name == "granian" and body == b"":
+        assert b"connection: close" in head.lower(), head
+        return
+    assert b"content-type: application/json" in head.lower(), head
+    envelope = orjson.loads(body)
+    assert set(envelope) == {"error", "code", "message"}
+    if server_name == "gunicorn":
+        assert head.startswith(b"HTTP/1.1 %d" % status), head
+        assert b"connection: close" in head.lower()
 
 
 def test_unknown_methods_and_http_1_0_reach_the_app_and_get_json(server):

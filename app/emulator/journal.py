@@ -192,7 +192,12 @@ class JournalWriter:
         started = environ.get(START_ENVIRON_KEY)
         principal = environ.get("tectonite.principal")
         try:
-            body = current.get_data(cache=True)
+            # A request refused for its key may have a body nobody read yet: under granian,
+            # reading it here could wait on a client that never sends it, holding a request
+            # thread (see TectoniteRequest.body_at_hand). It is then recorded without one.
+            at_hand = getattr(current, "body_at_hand", True)
+            skip = response.status_code == 401 and not at_hand
+            body = b"" if skip else current.get_data(cache=True)
         except Exception:  # e.g. a body over the size limit (413)
             body = b""
         status = response.status_code
