@@ -7,8 +7,9 @@ worker merges them all. Without that directory (tests in-process, an embedding a
 keeps its values in its own registry.
 
 Labels are bounded by construction: `endpoint` is the URL rule (an unknown path is one value),
-`workspace` is set only for workspaces a view found to exist, `status` is an HTTP status or a
-feature status. No API key, join-key value or request body ever reaches a label.
+`workspace` is set only for workspaces a view found to exist, `feature_view` only for views
+defined in one, `status` is an HTTP status or a feature status. No API key, join-key value or
+request body ever reaches a label.
 """
 
 from __future__ import annotations
@@ -144,8 +145,9 @@ class Metrics:
         )
         self.ingest_events = Counter(
             "tectonite_ingest_events",
-            "Aggregation events ingested, by workspace and outcome (written, rejected).",
-            ["workspace", "outcome"],
+            "Stream Ingest API events for aggregate feature views, by workspace, view and "
+            "outcome (written, rejected, dry_run).",
+            ["workspace", "feature_view", "outcome"],
             registry=registry,
         )
         self.auth_failures = Counter(
