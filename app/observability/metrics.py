@@ -303,7 +303,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _pool_changed(*_args: Any) -> None:
+def _checked_out(*_args: Any) -> None:
+    _pool_changed(0)
+
+
+def _checked_in(*_args: Any) -> None:
+    _pool_changed(-1)  # SQLAlchemy fires `checkin` before the connection is back in the pool
+
+
+def _pool_changed(adjust: int) -> None:
     """A pool connection was checked out or in: the current app's gauge follows its pool.
 
     One listener on the `Pool` class (registered once) rather than one per app: tests build
@@ -314,13 +322,13 @@ def _pool_changed(*_args: Any) -> None:
     observed = find_metrics()
     checked_out = getattr(DATABASE.get().engine.pool, "checkedout", None)  # a QueuePool's
     if observed is not None and checked_out is not None:
-        observed.pool_in_use.set(checked_out())
+        observed.pool_in_use.set(max(0, checked_out() + adjust))
 
 
 def _watch_pools() -> None:
-    for name in ("checkout", "checkin"):
-        if not event.contains(Pool, name, _pool_changed):
-            event.listen(Pool, name, _pool_changed)
+    for name, listener in (("checkout", _checked_out), ("checkin", _checked_in)):
+        if not event.contains(Pool, name, listener):
+            event.listen(Pool, name, listener)
 
 
 bp = Blueprint("metrics", __name__)

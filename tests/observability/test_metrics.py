@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 
@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.db import DATABASE
 from auth.throttle import FAILED_ATTEMPTS_LIMIT
+from tests.emulator.conftest import wait_for
 from tests.ingest import apply_definitions, create_key
 from tests.repo.helpers import MINIMAL, write_repo
 from tests.serving.conftest import SERVICE
@@ -302,27 +303,38 @@ def test_every_worker_process_is_counted(live):
     assert ("tectonite_db_pool_connections_in_use", ()) in found
 
 
-@pytest.mark.parametrize("setting", ["off"])
-def test_metrics_off_on_a_real_server(setting, database_url, settings):
+def test_metrics_off_on_a_real_server_with_json_logs(database_url, settings):
+    """TECTONITE_METRICS=off: /metrics is a 404 there; LOG_FORMAT=json: its access line is a
+    JSON object (the request id the client sent included)."""
     from tests.conftest import start_server
 
     proc = start_server(
         {
             "DATABASE_URL": database_url,
-            "TECTONITE_METRICS": setting,
+            "TECTONITE_METRICS": "off",
+            "LOG_FORMAT": "json",
             "WEB_CONCURRENCY": "1",
             "TECTONITE_SECRET": settings.secret or "",
         }
     )
     try:
-        started = time.monotonic()
-        try:
-            urllib.request.urlopen(f"{proc.base_url}/metrics", timeout=10)
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 404
-            assert orjson.loads(exc.read())["code"] == 5
-        else:
-            raise AssertionError("/metrics answered with TECTONITE_METRICS=off")
-        assert time.monotonic() - started < 10
+        request = urllib.request.Request(
+            f"{proc.base_url}/metrics", headers={"X-Request-Id": "json-line-1"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10).close()
+        assert refused.value.code == 404
+        assert orjson.loads(refused.value.read())["code"] == 5
+
+        def access_line() -> dict | None:
+            for line in list(proc.output):
+                if '"tectonite.access"' in line and "json-line-1" in line:
+                    return orjson.loads(line)
+            return None
+
+        line = wait_for(access_line)
+        assert line["request_id"] == "json-line-1" and line["status"] == 404
+        assert line["endpoint"] == "unmatched" and line["path"] == "/metrics"
+        assert line["method"] == "GET" and line["key_id"] is None
     finally:
         proc.stop()
