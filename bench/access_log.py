@@ -1,15 +1,20 @@
-"""What one access-log line costs, in-process, next to a get-features request's server time:
+"""What one access-log line and one request's metrics cost, in-process, next to a get-features
+request's server time:
 
     python bench/access_log.py               # 1,000 entities; a few seconds of timing
 
 Creates a fresh database (DATABASE_URL's server, or an embedded one), applies bench/features.yaml
-with 1,000 entities, builds the app in this process twice (TECTONITE_ACCESS_LOG on and off, the
-log going to /dev/null through the usual handler) and times, interleaved:
+with 1,000 entities, builds the app in this process (metrics in prometheus-client's
+multiprocess mode, on memory-mapped files, as `tectonite serve` runs them; the log going to
+/dev/null through the usual handler) and times, interleaved:
 
-- `wsgi`: one get-features request through the WSGI app (no HTTP, no client): the server time;
+- `request`: one get-features request through the WSGI app (no HTTP, no client): the server
+  time, with metrics and the access log off, metrics only, and both (the default);
 - `hook`: the access-log writer alone, as the after-request hook calls it, for the same request:
   written by Tectonite's handler (text and JSON), and through logging's usual record path (what
-  any other handler on the way, e.g. an embedding app's, costs).
+  any other handler on the way, e.g. an embedding app's, costs);
+- `metrics`: a served request's recording alone (its request counter and latency, the store
+  read, feature statuses and cache lookups).
 
 Prints medians of 5 rounds (microseconds) and the hook's share of the request (the median of
 its per-round shares: each round times everything once, so they share the machine's load).
@@ -36,6 +41,7 @@ from app import create_app
 from app.config import Settings
 from app.logs import LOGGER_NAME, TEXT_FORMAT, LineHandler
 from app.observability import access_log
+from app.observability.metrics import prepare_multiprocess_dir
 
 PATH = "/api/v1/feature-service/get-features"
 
@@ -91,6 +97,27 @@ def hook_caller(app: Any, key: str) -> Callable[[], None]:
     return call
 
 
+def metrics_caller(app: Any, key: str) -> Callable[[], None]:
+    """A get-features request's metric recording, as `finished` and the view make it."""
+    from app.observability.metrics import find_metrics
+
+    recorder = find_metrics(app)
+    if recorder is None:
+        raise RuntimeError("metrics are off")
+    seen: list[Any] = []
+    observe_served = recorder.observe_served
+    recorder.observe_served = lambda resolved, served: seen.append((resolved, served))  # type: ignore[method-assign]
+    request_caller(app, key, 1)()
+    recorder.observe_served = observe_served  # type: ignore[method-assign]
+    resolved, served = seen[0]
+
+    def call() -> None:
+        recorder.observe_request(PATH, WORKSPACE, 200, 0.00123)
+        recorder.observe_served(resolved, served)
+
+    return call
+
+
 def main() -> None:
     rounds, calls = 5, 2000
     with fresh_database() as url, tempfile.TemporaryDirectory() as scratch:
@@ -103,7 +130,9 @@ def main() -> None:
         entities = 1000
         for view, path in write_csvs(Path(scratch), entities, random.Random(7)).items():
             tectonite(env, "ingest", "--workspace", WORKSPACE, "--feature-view", view, str(path))
-        base = Settings.from_env(env).replace(listen_for_changes=False)
+        base = Settings.from_env(env).replace(
+            listen_for_changes=False, metrics_dir=prepare_multiprocess_dir(Path(scratch) / "prom")
+        )
         devnull = open(os.devnull, "w")  # noqa: SIM115 (kept open for the whole run)
         tectonite_logger = logging.getLogger(LOGGER_NAME)
         handlers = {
@@ -112,16 +141,28 @@ def main() -> None:
             "plain": logging.StreamHandler(devnull),  # not Tectonite's: the usual logging path
         }
         handlers["plain"].setFormatter(logging.Formatter(TEXT_FORMAT))
-        on = create_app(base.replace(access_log=True))
-        off = create_app(base.replace(access_log=False))
+        on = create_app(base)
+        metrics_only = create_app(base.replace(access_log=False))
+        off = create_app(base.replace(access_log=False, metrics=False))
         hook = hook_caller(create_app(base), key)
+        recording = metrics_caller(create_app(base.replace(access_log=False)), key)
         # (name, handler on the `tectonite` logger while timing, what is timed)
         cases: list[tuple[str, logging.Handler, Callable[[], None]]] = [
-            ("request, access log off", handlers["text"], request_caller(off, key, entities)),
-            ("request, access log on", handlers["text"], request_caller(on, key, entities)),
+            (
+                "request, metrics and access log off",
+                handlers["text"],
+                request_caller(off, key, entities),
+            ),
+            ("request, metrics on", handlers["text"], request_caller(metrics_only, key, entities)),
+            (
+                "request, metrics and access log on",
+                handlers["text"],
+                request_caller(on, key, entities),
+            ),
             ("access-log hook alone (text)", handlers["text"], hook),
             ("access-log hook alone (LOG_FORMAT=json)", handlers["json"], hook),
             ("access-log hook through logging's record path", handlers["plain"], hook),
+            ("metrics recording alone", handlers["text"], recording),
         ]
 
         def use(handler: logging.Handler) -> None:
@@ -146,12 +187,16 @@ def main() -> None:
     for name, values in timings.items():
         each = ", ".join(f"{v:.1f}" for v in values)
         print(f"| {name} | {medians[name]:.1f} | {each} |")
-    requests = timings["request, access log off"]
+    requests = timings["request, metrics and access log off"]
     for name, values in timings.items():
-        if name.startswith("access-log hook"):
-            shares = [100 * hook / request for hook, request in zip(values, requests, strict=True)]
-            each = ", ".join(f"{share:.1f}" for share in shares)
-            print(f"{name}: {statistics.median(shares):.1f} % of a request (rounds: {each})")
+        if name == "request, metrics and access log off":
+            continue
+        # Requests: their added time; hooks: their own time; both against the same round's "off".
+        added = name.startswith("request")
+        shares = [100 * (v - added * r) / r for v, r in zip(values, requests, strict=True)]
+        each = ", ".join(f"{share:+.1f}" if added else f"{share:.1f}" for share in shares)
+        what = "added to a request" if added else "of a request"
+        print(f"{name}: {statistics.median(shares):.1f} % {what} (rounds: {each})")
 
 
 if __name__ == "__main__":

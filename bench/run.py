@@ -152,10 +152,16 @@ class Server:
     """
 
     def __init__(self, command: list[str], env: dict[str, str], *, url: str = "",
-                 cwd: Path = ROOT, health: str = "/health") -> None:  # fmt: skip
+                 cwd: Path = ROOT, health: str = "/health",
+                 log_file: Path | None = None) -> None:  # fmt: skip
+        # `log_file`: stderr (logs, the access log) goes there, as to a log file, instead of
+        # through this process's pipe reader, whose per-line work shares the server's cores.
+        stderr = log_file.open("ab") if log_file is not None else subprocess.STDOUT
         self.process = subprocess.Popen(
-            command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True
         )
+        if log_file is not None:
+            stderr.close()  # type: ignore[union-attr]  # the child has its own descriptor
         self.url = url
         self.output: list[str] = []
         ready = threading.Event()

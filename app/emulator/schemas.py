@@ -1,4 +1,8 @@
-"""Request bodies of `/_emulator`, validated with marshmallow; every error names its field."""
+"""Request bodies of `/_emulator`, validated with marshmallow; every error names its field.
+
+The OpenAPI document (app/openapi) describes these requests from these very schemas; `metadata`
+says what apispec cannot infer from a custom field or validator.
+"""
 
 from __future__ import annotations
 
@@ -68,11 +72,22 @@ class _Finite(fields.Float):
 
 
 class ClockChangeSchema(_Strict):
-    freeze_at = _Time(data_key="freezeAt")
-    advance = _Duration()
+    """Exactly one of the fields."""
+
+    freeze_at = _Time(
+        data_key="freezeAt",
+        metadata={"type": "string", "format": "date-time", "description": "freeze at this time"},
+    )
+    advance = _Duration(
+        metadata={"type": "string", "description": "move the emulated time on, e.g. `90m`"}
+    )
     advance_seconds = _Finite(data_key="advanceSeconds", validate=validate.Range(min=0))
-    resume = fields.Boolean(validate=validate.Equal(True))
-    reset = fields.Boolean(validate=validate.Equal(True))
+    resume = fields.Boolean(
+        validate=validate.Equal(True), metadata={"enum": [True], "description": "run on"}
+    )
+    reset = fields.Boolean(
+        validate=validate.Equal(True), metadata={"enum": [True], "description": "real time"}
+    )
 
     @validates_schema
     def _exactly_one(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -103,6 +118,7 @@ class FaultRuleSchema(_Strict):
         keys=fields.String(validate=validate.Length(min=1)),
         values=fields.Raw(),
         validate=validate.Length(min=1),
+        metadata={"minProperties": 1},
     )
     status = _int(validate=validate.OneOf(FAULT_STATUSES))
     delay_ms = _int(data_key="delayMs", validate=validate.Range(min=0, max=MAX_DELAY_MS))

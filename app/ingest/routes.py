@@ -16,6 +16,8 @@ Choices where Tecton's behaviour is not documented (README, "Differences from Te
 
 from __future__ import annotations
 
+from collections import Counter
+
 from flask import Response
 from sqlalchemy import select
 
@@ -26,7 +28,7 @@ from app.ingest.schemas import RequestValidationError, parse_request
 from app.ingest.service import UnknownSource
 from app.jsonio import json_response, read_json_body
 from app.models import Workspace
-from app.observability import note_ingest, note_target
+from app.observability import note_ingest, note_ingest_events, note_target
 from app.security import authenticate, require_permission
 from app.serving import clock
 from app.store import EventRow, ValueRow, add_events, put_values
@@ -81,8 +83,15 @@ def _ingest(*, camel_case: bool) -> Response:
             if len(errors) >= MAX_RECORD_ERRORS:
                 break
     received = sum(len(records) for records in request.records.values())
+    # Every record is one event of each aggregate view its push source feeds.
+    carried = Counter[str]()
+    for plan in plans:
+        for view in plan.views:
+            if view.aggregation is not None:
+                carried[view.name] += len(request.records[plan.name])
     if errors:
         note_ingest(request.workspace, rejected=received)
+        note_ingest_events(request.workspace, "rejected", carried)
         body = {"workspaceName": request.workspace, "recordErrors": errors[:MAX_RECORD_ERRORS]}
         return json_response(body, status=400)
 
@@ -96,8 +105,10 @@ def _ingest(*, camel_case: bool) -> Response:
         session.commit()  # acknowledged only once durable and visible to every reader
     if request.dry_run:
         note_ingest(request.workspace, dry_run=received)
+        note_ingest_events(request.workspace, "dry_run", carried)
     else:
         note_ingest(request.workspace, written=received)
+        note_ingest_events(request.workspace, "written", carried)
     metrics = [
         {
             "featureViewName": view.name,

@@ -9,6 +9,7 @@ served); each is a dictionary write or a few counter increments.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -122,15 +123,15 @@ def note_ingest(workspace: str, *, written: int = 0, rejected: int = 0, dry_run:
             recorder.ingest_records.labels(workspace, outcome).inc(count)
 
 
-def note_ingest_events(workspace: str, *, written: int = 0, rejected: int = 0) -> None:
-    """Count events ingested into aggregate feature views (the aggregation ingest path calls
-    this once it exists)."""
+def note_ingest_events(workspace: str, outcome: str, events: Mapping[str, int]) -> None:
+    """Count the events of a Stream Ingest request for each aggregate view (name -> count) by
+    outcome: written, rejected or dry_run."""
     recorder = OBSERVABILITY.get().metrics
     if recorder is None:
         return
-    for outcome, count in (("written", written), ("rejected", rejected)):
+    for view, count in events.items():
         if count:
-            recorder.ingest_events.labels(workspace, outcome).inc(count)
+            recorder.ingest_events.labels(workspace, view, outcome).inc(count)
 
 
 def note_transform_error(workspace: str) -> None:

@@ -7,8 +7,9 @@ worker merges them all. Without that directory (tests in-process, an embedding a
 keeps its values in its own registry.
 
 Labels are bounded by construction: `endpoint` is the URL rule (an unknown path is one value),
-`workspace` is set only for workspaces a view found to exist, `status` is an HTTP status or a
-feature status. No API key, join-key value or request body ever reaches a label.
+`workspace` is set only for workspaces a view found to exist, `feature_view` only for views
+defined in one, `status` is an HTTP status or a feature status. No API key, join-key value or
+request body ever reaches a label.
 """
 
 from __future__ import annotations
@@ -144,8 +145,9 @@ class Metrics:
         )
         self.ingest_events = Counter(
             "tectonite_ingest_events",
-            "Aggregation events ingested, by workspace and outcome (written, rejected).",
-            ["workspace", "outcome"],
+            "Stream Ingest API events for aggregate feature views, by workspace, view and "
+            "outcome (written, rejected, dry_run).",
+            ["workspace", "feature_view", "outcome"],
             registry=registry,
         )
         self.auth_failures = Counter(
@@ -301,7 +303,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _pool_changed(*_args: Any) -> None:
+def _checked_out(*_args: Any) -> None:
+    _pool_changed(0)
+
+
+def _checked_in(*_args: Any) -> None:
+    _pool_changed(-1)  # SQLAlchemy fires `checkin` before the connection is back in the pool
+
+
+def _pool_changed(adjust: int) -> None:
     """A pool connection was checked out or in: the current app's gauge follows its pool.
 
     One listener on the `Pool` class (registered once) rather than one per app: tests build
@@ -312,13 +322,13 @@ def _pool_changed(*_args: Any) -> None:
     observed = find_metrics()
     checked_out = getattr(DATABASE.get().engine.pool, "checkedout", None)  # a QueuePool's
     if observed is not None and checked_out is not None:
-        observed.pool_in_use.set(checked_out())
+        observed.pool_in_use.set(max(0, checked_out() + adjust))
 
 
 def _watch_pools() -> None:
-    for name in ("checkout", "checkin"):
-        if not event.contains(Pool, name, _pool_changed):
-            event.listen(Pool, name, _pool_changed)
+    for name, listener in (("checkout", _checked_out), ("checkin", _checked_in)):
+        if not event.contains(Pool, name, listener):
+            event.listen(Pool, name, listener)
 
 
 bp = Blueprint("metrics", __name__)

@@ -309,6 +309,7 @@ class Readiness(Schema):
 
 
 # --------------------------------------------------------------------------- /_emulator (§10)
+# Request bodies and the journal's query are app.emulator.schemas' own; these are the answers.
 
 
 class Clock(Schema):
@@ -317,54 +318,78 @@ class Clock(Schema):
     offsetSeconds = fields.Float(required=True)  # noqa: N815
 
 
-ClockChange = spelled(
-    "ClockChange",
-    {
-        "freezeAt": _text("freeze the clock at this RFC 3339 time", format="date-time"),
-        "advance": _text("move the emulated time forward, e.g. `90m`"),
-        "advanceSeconds": fields.Float(allow_none=True),
-        "resume": _flag("let a frozen clock run on"),
-        "reset": _flag("back to real time"),
-    },
-    "Exactly one of the fields.",
-)
-
-ResetRequest = spelled(
-    "ResetRequest",
-    {
-        "workspace": _text("only this workspace"),
-        "scope": fields.String(
-            allow_none=True, metadata={"enum": ["values", "all", None], "default": "values"}
-        ),
-    },
-)
-
-FaultRule = spelled(
-    "FaultRule",
-    {
-        "endpoint": fields.String(
-            metadata={
-                "enum": [
-                    "get-features",
-                    "get-features-batch",
-                    "metadata",
-                    "query-features",
-                    "ingest",
-                    "*",
-                ]
-            }
-        ),
-        "workspace": _text("only this workspace"),
-        "featureService": _text("only this feature service"),
-        "joinKeys": fields.Dict(keys=fields.String(), values=JOIN_KEY_VALUE, allow_none=True),
-        "status": fields.Integer(allow_none=True, metadata={"enum": [429, 500, 503, 504, None]}),
-        "delayMs": fields.Integer(allow_none=True, metadata={"minimum": 0}),
-        "times": fields.Integer(allow_none=True, metadata={"minimum": 1}),
-        "probability": fields.Float(allow_none=True, metadata={"minimum": 0, "maximum": 1}),
-        "seed": fields.Integer(allow_none=True),
-    },
-)
+class ResetResult(Schema):
+    scope = fields.String(required=True, metadata={"enum": ["values", "all"]})
+    workspace = fields.String(required=True, allow_none=True)
+    valuesDeleted = fields.Integer(required=True)  # noqa: N815
+    workspacesDeleted = fields.Integer(required=True)  # noqa: N815
 
 
 class FaultCreated(Schema):
-    id = fields.Raw(required=True, metadata={"anyOf": [{"type": "string"}, {"type": "integer"}]})
+    id = fields.Integer(required=True)
+
+
+class StoredFaultRule(Schema):
+    """A rule as stored; `remaining` counts down from `times`."""
+
+    id = fields.Integer(required=True)
+    endpoint = fields.String(required=True)
+    workspace = fields.String()
+    featureService = fields.String()  # noqa: N815
+    joinKeys = fields.Dict(keys=fields.String(), values=fields.String())  # noqa: N815
+    status = fields.Integer()
+    delayMs = fields.Integer()  # noqa: N815
+    times = fields.Integer()
+    remaining = fields.Integer()
+    probability = fields.Float()
+    seed = fields.Integer()
+
+
+class FaultList(Schema):
+    faults = fields.List(fields.Nested(StoredFaultRule), required=True)
+
+
+class Removed(Schema):
+    removed = fields.Integer(required=True, metadata={"description": "how many were removed"})
+
+
+class JournalEntry(Schema):
+    id = fields.Integer(required=True)
+    time = fields.String(required=True, metadata={"format": "date-time"})
+    method = fields.String(required=True)
+    path = fields.String(required=True)
+    endpoint = fields.String(required=True, allow_none=True)
+    workspace = fields.String(required=True, allow_none=True)
+    featureService = fields.String(required=True, allow_none=True)  # noqa: N815
+    apiKeyId = fields.String(required=True, allow_none=True)  # noqa: N815
+    body = fields.Raw(required=True, allow_none=True, metadata={"description": "parsed body"})
+    status = fields.Integer(required=True)
+    error = fields.String(required=True, allow_none=True)
+    durationMs = fields.Float(required=True)  # noqa: N815
+
+
+class JournalPage(Schema):
+    requests = fields.List(fields.Nested(JournalEntry), required=True)
+
+
+class ExplainedFeature(Schema):
+    """One feature's value and status, where it comes from and why; the other fields describe
+    the stored row (`featureView`, `entityKey`, `rowFound`, `eventTime`, `ttl`, ...), the cache
+    or a realtime view's inputs."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    name = fields.String(required=True)
+    value = fields.Raw(required=True, allow_none=True)
+    status = fields.String(required=True)
+    source = fields.String(required=True, metadata={"enum": ["store", "cache", "realtime"]})
+    reason = fields.String(required=True)
+
+
+class Explanation(Schema):
+    workspace = fields.String(required=True)
+    featureService = fields.String(required=True)  # noqa: N815
+    now = fields.String(required=True, metadata={"format": "date-time"})
+    frozen = fields.Boolean(required=True)
+    features = fields.List(fields.Nested(ExplainedFeature), required=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import urllib.request
 from collections.abc import Iterator
 
 import orjson
@@ -11,6 +12,7 @@ import pytest
 
 from app import create_app
 from app.logs import LOGGER_NAME, JsonFormatter, LineHandler
+from tests.emulator.conftest import wait_for
 from tests.observability.test_metrics import BODY, GET
 from tests.serving.conftest import SERVICE
 
@@ -122,3 +124,34 @@ def test_the_line_skips_logging_records_when_only_tectonite_handles_it(
     assert client.post(GET, json=BODY, headers={**auth, "X-Request-Id": "req-4"}).status_code == 200
     (text,) = access_lines(stderr)
     check_fields(orjson.loads(text), consumer_key, "req-4")
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def test_a_real_server_writes_one_line_per_request(live):
+    """Every worker of each HTTP server logs through Tectonite's handler (text lines)."""
+    server, key = live
+    ids = [f"real-{server.process.pid}-{n}" for n in range(4)]
+    for request_id in ids:  # a new connection each: the server spreads them over its workers
+        request = urllib.request.Request(
+            f"{server.api_url}/v1/feature-service/get-features",
+            data=orjson.dumps(BODY),
+            headers={"Authorization": f"Tecton-key {key}", "X-Request-Id": request_id,
+                     "Connection": "close"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["X-Request-Id"] == request_id
+
+    def lines() -> list[str]:
+        found = [line for line in list(server.output) if "tectonite.access" in line]
+        return [line for line in found if any(f"request_id={i} " in line for i in ids)]
+
+    logged = wait_for(lambda: len(lines()) == len(ids) and lines())
+    key_id = key.split("_")[1]
+    for line in logged:
+        assert f" POST {GET} 200 " in line
+        assert line.rstrip().endswith(
+            f"endpoint={GET} workspace=prod service={SERVICE} key_id={key_id}"
+        )
+        assert key.rsplit("_", 1)[1] not in line

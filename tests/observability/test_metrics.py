@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 
@@ -11,6 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
+from app.db import DATABASE
+from auth.throttle import FAILED_ATTEMPTS_LIMIT
+from tests.emulator.conftest import wait_for
 from tests.ingest import apply_definitions, create_key
 from tests.repo.helpers import MINIMAL, write_repo
 from tests.serving.conftest import SERVICE
@@ -88,6 +91,30 @@ def test_authentication_failures_are_counted(client):
     assert value(samples(scrape(client)), "tectonite_auth_failures_total") == 2
 
 
+def test_throttled_clients_are_counted(client):
+    wrong = {"Authorization": "Tecton-key nope"}
+    statuses = [client.post(GET, json=BODY, headers=wrong).status_code
+                for _ in range(FAILED_ATTEMPTS_LIMIT + 2)]  # fmt: skip
+    assert statuses == [401] * FAILED_ATTEMPTS_LIMIT + [429, 429]
+    found = samples(scrape(client))
+    assert value(found, "tectonite_auth_failures_total") == FAILED_ATTEMPTS_LIMIT
+    assert value(found, "tectonite_auth_throttled_total") == 2
+
+
+def test_pool_connections_in_use_follow_the_pool(app, client):
+    engine = DATABASE.get(app).engine
+    with app.app_context():
+        held = engine.connect()  # a checkout, as a request's session makes one
+    try:
+        during = value(samples(scrape(client)), "tectonite_db_pool_connections_in_use")
+        assert during == engine.pool.checkedout() >= 2  # this one and the test's own
+    finally:
+        with app.app_context():
+            held.close()
+    after = value(samples(scrape(client)), "tectonite_db_pool_connections_in_use")
+    assert after == during - 1
+
+
 def test_cache_hits_and_misses_are_counted(client, runner, database, tmp_path):
     runner.ok("workspace", "create", "c")
     runner.ok("apply", "-f", str(write_repo(tmp_path, CACHED)), "--workspace", "c", "--yes")
@@ -132,6 +159,69 @@ def test_ingest_records_are_counted_by_outcome(client, runner, tmp_path):
     for outcome, count in (("written", 2), ("dry_run", 1), ("rejected", 2)):
         labels = {"workspace": "prod", "outcome": outcome}
         assert value(found, "tectonite_ingest_records_total", **labels) == count, outcome
+
+
+EVENTS = """
+entities:
+  - name: user
+    join_keys: [{name: user_id, type: String}]
+push_sources:
+  - name: clicks
+    timestamp_field: ts
+    schema:
+      - {name: user_id, type: String}
+      - {name: n, type: Int64}
+      - {name: ts, type: Timestamp}
+feature_views:
+  - name: click_sums
+    entities: [user]
+    source: clicks
+    aggregation_interval: 1h
+    features:
+      - {function: sum, column: n, window: 1d}
+  - name: click_counts
+    entities: [user]
+    source: clicks
+    aggregation_interval: 1d
+    features:
+      - {function: count, column: n, window: lifetime}
+  - name: last_click
+    entities: [user]
+    source: clicks
+    features:
+      - {name: n, type: Int64}
+feature_services:
+  - name: svc
+    features: [click_sums, click_counts, last_click]
+"""
+
+
+def test_ingest_events_are_counted_per_aggregate_view(client, runner, tmp_path):
+    """Each record is one event of every aggregate view its push source feeds (not of the
+    plain view `last_click`)."""
+    runner.ok("workspace", "create", "ev")
+    runner.ok("apply", "-f", str(write_repo(tmp_path, EVENTS)), "--workspace", "ev", "--yes")
+    key = create_key(runner, "editor", "ev")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def ingest(records, dry_run=False):
+        body = {"workspaceName": "ev", "dryRun": dry_run,
+                "records": {"clicks": [{"record": r} for r in records]}}  # fmt: skip
+        return client.post("/v2/ingest", json=body, headers={"Authorization": f"Tecton-key {key}"})
+
+    good = {"user_id": "u1", "n": 2, "ts": now}
+    assert ingest([good, good, {**good, "user_id": "u2"}]).status_code == 200
+    assert ingest([good], dry_run=True).status_code == 200
+    assert ingest([good, {**good, "n": "two"}]).status_code == 400
+    found = samples(scrape(client))
+    for outcome, count in (("written", 3), ("dry_run", 1), ("rejected", 2)):
+        for view in ("click_sums", "click_counts"):
+            labels = {"workspace": "ev", "feature_view": view, "outcome": outcome}
+            assert value(found, "tectonite_ingest_events_total", **labels) == count, labels
+        labels = {"workspace": "ev", "outcome": outcome}
+        assert value(found, "tectonite_ingest_records_total", **labels) == count
+    views = {dict(k[1])["feature_view"] for k in found if k[0] == "tectonite_ingest_events_total"}
+    assert views == {"click_sums", "click_counts"}
 
 
 def test_realtime_transform_errors_are_counted(client, runner, tmp_path):
@@ -213,27 +303,38 @@ def test_every_worker_process_is_counted(live):
     assert ("tectonite_db_pool_connections_in_use", ()) in found
 
 
-@pytest.mark.parametrize("setting", ["off"])
-def test_metrics_off_on_a_real_server(setting, database_url, settings):
+def test_metrics_off_on_a_real_server_with_json_logs(database_url, settings):
+    """TECTONITE_METRICS=off: /metrics is a 404 there; LOG_FORMAT=json: its access line is a
+    JSON object (the request id the client sent included)."""
     from tests.conftest import start_server
 
     proc = start_server(
         {
             "DATABASE_URL": database_url,
-            "TECTONITE_METRICS": setting,
+            "TECTONITE_METRICS": "off",
+            "LOG_FORMAT": "json",
             "WEB_CONCURRENCY": "1",
             "TECTONITE_SECRET": settings.secret or "",
         }
     )
     try:
-        started = time.monotonic()
-        try:
-            urllib.request.urlopen(f"{proc.base_url}/metrics", timeout=10)
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 404
-            assert orjson.loads(exc.read())["code"] == 5
-        else:
-            raise AssertionError("/metrics answered with TECTONITE_METRICS=off")
-        assert time.monotonic() - started < 10
+        request = urllib.request.Request(
+            f"{proc.base_url}/metrics", headers={"X-Request-Id": "json-line-1"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10).close()
+        assert refused.value.code == 404
+        assert orjson.loads(refused.value.read())["code"] == 5
+
+        def access_line() -> dict | None:
+            for line in list(proc.output):
+                if '"tectonite.access"' in line and "json-line-1" in line:
+                    return orjson.loads(line)
+            return None
+
+        line = wait_for(access_line)
+        assert line["request_id"] == "json-line-1" and line["status"] == 404
+        assert line["endpoint"] == "unmatched" and line["path"] == "/metrics"
+        assert line["method"] == "GET" and line["key_id"] is None
     finally:
         proc.stop()
