@@ -5,6 +5,7 @@ into tile partials, and computing every feature from the tiles and raw events of
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from app.aggregation.durations import from_us, human_readable, parse_duration_us
 from app.aggregation.functions import AggregateFunction, parse_function
 from app.aggregation.partials import (
     Partial,
+    fold_stored,
     merge_all,
     partial_from_json,
     partial_from_value,
@@ -210,6 +212,8 @@ class AggregationSpec:
         sizes = self.partial_sizes
         decoded = [(to_us(start), tile) for start, tile in tiles]
         raw = [(to_us(e.timestamp), e) for e in events]
+        if not raw:
+            return self._evaluate_tiles(reads, decoded)
         cache: dict[tuple[int, str], Partial] = {}
         results: dict[str, tuple[Any, bool]] = {}
         for feature in self.features:
@@ -230,6 +234,28 @@ class AggregationSpec:
             merged = merge_all(parts)
             results[feature.name] = (
                 (None, False) if merged is None else (merged.finalize(feature.function), True)
+            )
+        return results
+
+    def _evaluate_tiles(
+        self, reads: dict[str, WindowRead], tiles: list[tuple[int, TileJson]]
+    ) -> dict[str, tuple[Any, bool]]:
+        """`evaluate` when no raw event is read (time_interval mode, or no events at the
+        ragged ends): each window is a slice of the tiles sorted by start, folded on the
+        stored JSON (`fold_stored`)."""
+        tiles.sort(key=_first)
+        starts = [start for start, _ in tiles]
+        sizes = self.partial_sizes
+        results: dict[str, tuple[Any, bool]] = {}
+        for feature in self.features:
+            read, key = reads[feature.name], feature.partial_key
+            low = 0 if read.tiles_from is None else bisect.bisect_left(starts, read.tiles_from)
+            high = bisect.bisect_left(starts, read.tiles_before)
+            data = [tile[key] for _, tile in tiles[low:high] if key in tile]
+            results[feature.name] = (
+                (fold_stored(key, data, sizes[key], feature.function), True)
+                if data
+                else (None, False)
             )
         return results
 
@@ -315,6 +341,10 @@ def _partial_sizes(features: tuple[AggregateFeature, ...]) -> dict[str, int | No
         current = sizes.get(feature.partial_key)
         sizes[feature.partial_key] = max(current or 0, n) if n is not None else current
     return sizes
+
+
+def _first(item: tuple[int, TileJson]) -> int:
+    return item[0]
 
 
 def _range_sort(item: tuple[int | None, int]) -> tuple[int, int]:
