@@ -558,9 +558,7 @@ def partial_from_json(key: str, data: Any, n: int | None = None) -> Partial:
 _NO_FAST_FOLD = object()
 
 
-def fold_stored(
-    key: str, data: list[Any], n: int | None, function: AggregateFunction
-) -> Any:
+def fold_stored(key: str, data: list[Any], n: int | None, function: AggregateFunction) -> Any:
     """The served value of `function` over a window's stored partials of `key` (the JSON of
     `Partial.to_json()`, one per tile, oldest tile first; at least one), computed on the JSON
     itself: the same result as reading each into a `Partial`, `merge_all` and `finalize`, but

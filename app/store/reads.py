@@ -59,6 +59,13 @@ TILE_PREFIX_QUERY = (
 )
 PREFIX_LIMIT = 1000
 
+# explain: an aggregate view's events for one entity in a time range, newest first.
+EVENTS_QUERY = (
+    'SELECT event_time, sequence, "values"::json FROM aggregation_events '
+    "WHERE feature_view_id = %s AND entity_key = %s AND event_time >= %s AND event_time <= %s "
+    "ORDER BY event_time DESC, sequence DESC LIMIT %s"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class TimeRange:
@@ -181,6 +188,21 @@ class OnlineStore:
         query = TILE_PREFIX_QUERY if aggregate else PREFIX_QUERY
         rows = self._fetch(query, (feature_view_id, like, PREFIX_LIMIT))
         return [orjson.loads(key) for (key,) in rows]
+
+    def read_events(
+        self,
+        feature_view_id: int,
+        entity_key: str,
+        lower: datetime | None,
+        upper: datetime,
+        limit: int,
+    ) -> list[Event]:
+        """Up to `limit` stored events of one entity with `lower <= event_time <= upper`
+        (`lower` None: from the beginning), newest first; for explain, off the hot path."""
+        rows = self._fetch(
+            EVENTS_QUERY, (feature_view_id, entity_key, lower or BEGINNING, upper, limit)
+        )
+        return [Event(at, sequence, decoded_values(values)) for at, sequence, values in rows]
 
     def _fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Run `query`; a connection that broke (e.g. PostgreSQL restarted) is replaced and the
