@@ -212,7 +212,7 @@ class AggregationSpec:
         sizes = self.partial_sizes
         decoded = [(to_us(start), tile) for start, tile in tiles]
         raw = [(to_us(e.timestamp), e) for e in events]
-        if not raw:
+        if not raw or not any(read.raw for read in reads.values()):
             return self._evaluate_tiles(reads, decoded)
         cache: dict[tuple[int, str], Partial] = {}
         results: dict[str, tuple[Any, bool]] = {}
