@@ -191,7 +191,7 @@ class AggregationSpec:
     def compute(
         self,
         now: datetime,
-        tiles: Iterable[tuple[datetime, TileJson]],
+        tiles: Iterable[tuple[datetime | int, TileJson]],
         events: Iterable[Event] = (),
     ) -> dict[str, Any]:
         """Every feature's served Python value at `now` (None for an empty window) from the
@@ -202,7 +202,7 @@ class AggregationSpec:
     def evaluate(
         self,
         now: datetime,
-        tiles: Iterable[tuple[datetime, TileJson]],
+        tiles: Iterable[tuple[datetime | int, TileJson]],
         events: Iterable[Event] = (),
     ) -> dict[str, tuple[Any, bool]]:
         """`compute`, with whether each window held any value of its column: a window with
@@ -210,7 +210,7 @@ class AggregationSpec:
         PRESENT, while an empty one is MISSING_DATA."""
         reads = self.window_reads(now)
         sizes = self.partial_sizes
-        decoded = [(to_us(start), tile) for start, tile in tiles]
+        decoded = [(start_us(start), tile) for start, tile in tiles]
         raw = [(to_us(e.timestamp), e) for e in events]
         if not raw or not any(read.raw for read in reads.values()):
             return self._evaluate_tiles(reads, decoded)
@@ -341,6 +341,11 @@ def _partial_sizes(features: tuple[AggregateFeature, ...]) -> dict[str, int | No
         current = sizes.get(feature.partial_key)
         sizes[feature.partial_key] = max(current or 0, n) if n is not None else current
     return sizes
+
+
+def start_us(start: datetime | int) -> int:
+    """A tile's start as microseconds since the epoch (the store gives integers already)."""
+    return start if isinstance(start, int) else to_us(start)
 
 
 def _first(item: tuple[int, TileJson]) -> int:

@@ -135,7 +135,7 @@ class AggregateFacts:
                 tiles[feature.name] = sum(
                     1
                     for start, tile in stored_tiles
-                    if feature.partial_key in tile and window.has_tile(to_us(start))
+                    if feature.partial_key in tile and window.has_tile(start)
                 )
             lowest = [w.events.start for w in reads.values()]
             lower = None if None in lowest else min(s for s in lowest if s is not None)
