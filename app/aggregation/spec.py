@@ -6,7 +6,6 @@ into tile partials, and computing every feature from the tiles and raw events of
 from __future__ import annotations
 
 import bisect
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,9 +104,18 @@ class AggregationSpec:
     @property
     def partial_sizes(self) -> dict[str, int | None]:
         """Each partial key the tiles hold → the largest n its features use (None: no n).
-        Computed once per distinct feature list (every tile merge and read asks); callers
-        must not change the dict."""
-        return _partial_sizes(self.features)
+        Computed once per feature tuple (every tile merge and read asks, and hashing the
+        tuple for a cache key would cost more than the computation); callers must not change
+        the dict."""
+        features = self.features
+        cached = _SIZES.get(id(features))
+        if cached is not None and cached[0] is features:
+            return cached[1]
+        sizes = _partial_sizes(features)
+        if len(_SIZES) >= _SIZES_LIMIT:
+            _SIZES.clear()
+        _SIZES[id(features)] = (features, sizes)  # keeps the tuple alive: its id stays its own
+        return sizes
 
     # ------------------------------------------------------------------ writes
 
@@ -333,7 +341,10 @@ def spec_from_stored(data: Mapping[str, Any] | None) -> AggregationSpec | None:
     return AggregationSpec.from_json(data)
 
 
-@functools.lru_cache(maxsize=256)
+_SIZES: dict[int, tuple[tuple[AggregateFeature, ...], dict[str, int | None]]] = {}
+_SIZES_LIMIT = 1024
+
+
 def _partial_sizes(features: tuple[AggregateFeature, ...]) -> dict[str, int | None]:
     sizes: dict[str, int | None] = {}
     for feature in features:
