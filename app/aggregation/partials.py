@@ -11,7 +11,9 @@ events whose value is null (as 0) so an all-null window counts 0 while an empty 
 from __future__ import annotations
 
 import base64
+import functools
 import math
+import operator
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -549,3 +551,105 @@ def partial_from_json(key: str, data: Any, n: int | None = None) -> Partial:
     if kind.startswith("quantiles"):
         return QuantilesPartial.from_json(data)
     raise ValueError(f"unknown partial key {key!r}")
+
+
+# ----------------------------------------------------------------------------- the read fold
+
+_NO_FAST_FOLD = object()
+
+
+def fold_stored(key: str, data: list[Any], n: int | None, function: AggregateFunction) -> Any:
+    """The served value of `function` over a window's stored partials of `key` (the JSON of
+    `Partial.to_json()`, one per tile, oldest tile first; at least one), computed on the JSON
+    itself: the same result as reading each into a `Partial`, `merge_all` and `finalize`, but
+    without building an object per tile (serving folds every tile of every window per request).
+    """
+    value = _fast_fold(_key_kind(key), data, function)
+    if value is not _NO_FAST_FOLD:
+        return value
+    merged = merge_all([partial_from_json(key, item, n) for item in data])
+    assert merged is not None  # noqa: S101 (data is not empty)
+    return merged.finalize(function)
+
+
+def _fast_fold(kind: str, data: list[Any], function: AggregateFunction) -> Any:
+    """`fold_stored` for the partials whose JSON folds directly; `_NO_FAST_FOLD` for the others
+    and for the rare encodings (non-finite floats, sums beyond 64 bits) the objects handle."""
+    if kind == "count":
+        return sum(data)
+    if kind in ("sum", "min", "max"):
+        if any(type(item) is dict for item in data):
+            return _NO_FAST_FOLD  # tagged non-finite floats
+        if kind == "min":
+            return min(data)
+        if kind == "max":
+            return max(data)
+        if any(type(item) is str for item in data):
+            return _NO_FAST_FOLD  # integer sums beyond 64 bits
+        return functools.reduce(operator.add, data)  # left to right, as merges add
+    if kind == "moments":
+        return _fold_moments(data, function)
+    if kind == "last":
+        best = max(data, key=_ORDER)
+        ties = sum(1 for item in data if item[0] == best[0] and item[1] == best[1])
+        return decode_value(best[2]) if ties == 1 else _NO_FAST_FOLD
+    if kind in ("last_n", "first_n", "last_distinct_n", "first_distinct_n"):
+        return _fold_entries(kind, data, function.n or 1)
+    return _NO_FAST_FOLD
+
+
+_ORDER = operator.itemgetter(0, 1)
+
+
+def _fold_moments(data: list[Any], function: AggregateFunction) -> Any:
+    first = data[0]
+    if not isinstance(first, list):
+        return _NO_FAST_FOLD
+    if first and first[0] == "i":
+        if any(type(item[2]) is str or type(item[3]) is str for item in data):
+            return _NO_FAST_FOLD
+        count = sum(item[1] for item in data)
+        total = sum(item[2] for item in data)
+        squares = sum(item[3] for item in data)
+        return IntMomentsPartial(count, total, squares).finalize(function)
+    if any(type(item[1]) is dict or type(item[2]) is dict for item in data):
+        return _NO_FAST_FOLD
+    # Chan et al.'s merge, one tile at a time, exactly as MomentsPartial.merge does it.
+    count, mean, m2 = int(first[0]), float(first[1]), float(first[2])
+    for item in data[1:]:
+        other = (int(item[0]), float(item[1]), float(item[2]))
+        mine = (count, mean, m2)
+        a, b = (mine, other) if mine <= other else (other, mine)
+        count = a[0] + b[0]
+        delta = b[1] - a[1]
+        mean = (a[0] * a[1] + b[0] * b[1]) / count
+        m2 = a[2] + b[2] + delta * delta * a[0] * b[0] / count
+    return MomentsPartial(count, mean, m2).finalize(function)
+
+
+def _fold_entries(kind: str, data: list[Any], n: int) -> list[Any] | object:
+    """first/last(n) and their distinct variants over tiles' stored entries (each tile's
+    ascending by order, tiles disjoint in time): walk from the newest (last_*) or the oldest
+    (first_*) entry and stop at n, keeping each distinct value's first occurrence met."""
+    latest = kind.startswith("last")
+    distinct = "distinct" in kind
+    picked: list[Any] = []
+    seen: set[Any] = set()
+    tiles = reversed(data) if latest else data
+    for tile in tiles:
+        entries = reversed(tile) if latest else tile
+        for entry in entries:
+            value = entry[2]
+            if distinct:
+                mark = value if type(value) in (str, int) else repr(value)
+                if mark in seen:
+                    continue
+                seen.add(mark)
+            picked.append(value)
+            if len(picked) >= n:
+                break
+        if len(picked) >= n:
+            break
+    if latest:
+        picked.reverse()
+    return [decode_value(value) for value in picked]

@@ -5,7 +5,7 @@ into tile partials, and computing every feature from the tiles and raw events of
 
 from __future__ import annotations
 
-import functools
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +15,7 @@ from app.aggregation.durations import from_us, human_readable, parse_duration_us
 from app.aggregation.functions import AggregateFunction, parse_function
 from app.aggregation.partials import (
     Partial,
+    fold_stored,
     merge_all,
     partial_from_json,
     partial_from_value,
@@ -103,9 +104,18 @@ class AggregationSpec:
     @property
     def partial_sizes(self) -> dict[str, int | None]:
         """Each partial key the tiles hold → the largest n its features use (None: no n).
-        Computed once per distinct feature list (every tile merge and read asks); callers
-        must not change the dict."""
-        return _partial_sizes(self.features)
+        Computed once per feature tuple (every tile merge and read asks, and hashing the
+        tuple for a cache key would cost more than the computation); callers must not change
+        the dict."""
+        features = self.features
+        cached = _SIZES.get(id(features))
+        if cached is not None and cached[0] is features:
+            return cached[1]
+        sizes = _partial_sizes(features)
+        if len(_SIZES) >= _SIZES_LIMIT:
+            _SIZES.clear()
+        _SIZES[id(features)] = (features, sizes)  # keeps the tuple alive: its id stays its own
+        return sizes
 
     # ------------------------------------------------------------------ writes
 
@@ -189,7 +199,7 @@ class AggregationSpec:
     def compute(
         self,
         now: datetime,
-        tiles: Iterable[tuple[datetime, TileJson]],
+        tiles: Iterable[tuple[datetime | int, TileJson]],
         events: Iterable[Event] = (),
     ) -> dict[str, Any]:
         """Every feature's served Python value at `now` (None for an empty window) from the
@@ -200,7 +210,7 @@ class AggregationSpec:
     def evaluate(
         self,
         now: datetime,
-        tiles: Iterable[tuple[datetime, TileJson]],
+        tiles: Iterable[tuple[datetime | int, TileJson]],
         events: Iterable[Event] = (),
     ) -> dict[str, tuple[Any, bool]]:
         """`compute`, with whether each window held any value of its column: a window with
@@ -208,8 +218,10 @@ class AggregationSpec:
         PRESENT, while an empty one is MISSING_DATA."""
         reads = self.window_reads(now)
         sizes = self.partial_sizes
-        decoded = [(to_us(start), tile) for start, tile in tiles]
+        decoded = [(start_us(start), tile) for start, tile in tiles]
         raw = [(to_us(e.timestamp), e) for e in events]
+        if not raw or not any(read.raw for read in reads.values()):
+            return self._evaluate_tiles(reads, decoded)
         cache: dict[tuple[int, str], Partial] = {}
         results: dict[str, tuple[Any, bool]] = {}
         for feature in self.features:
@@ -230,6 +242,28 @@ class AggregationSpec:
             merged = merge_all(parts)
             results[feature.name] = (
                 (None, False) if merged is None else (merged.finalize(feature.function), True)
+            )
+        return results
+
+    def _evaluate_tiles(
+        self, reads: dict[str, WindowRead], tiles: list[tuple[int, TileJson]]
+    ) -> dict[str, tuple[Any, bool]]:
+        """`evaluate` when no raw event is read (time_interval mode, or no events at the
+        ragged ends): each window is a slice of the tiles sorted by start, folded on the
+        stored JSON (`fold_stored`)."""
+        tiles.sort(key=_first)
+        starts = [start for start, _ in tiles]
+        sizes = self.partial_sizes
+        results: dict[str, tuple[Any, bool]] = {}
+        for feature in self.features:
+            read, key = reads[feature.name], feature.partial_key
+            low = 0 if read.tiles_from is None else bisect.bisect_left(starts, read.tiles_from)
+            high = bisect.bisect_left(starts, read.tiles_before)
+            data = [tile[key] for _, tile in tiles[low:high] if key in tile]
+            results[feature.name] = (
+                (fold_stored(key, data, sizes[key], feature.function), True)
+                if data
+                else (None, False)
             )
         return results
 
@@ -307,7 +341,10 @@ def spec_from_stored(data: Mapping[str, Any] | None) -> AggregationSpec | None:
     return AggregationSpec.from_json(data)
 
 
-@functools.lru_cache(maxsize=256)
+_SIZES: dict[int, tuple[tuple[AggregateFeature, ...], dict[str, int | None]]] = {}
+_SIZES_LIMIT = 1024
+
+
 def _partial_sizes(features: tuple[AggregateFeature, ...]) -> dict[str, int | None]:
     sizes: dict[str, int | None] = {}
     for feature in features:
@@ -315,6 +352,15 @@ def _partial_sizes(features: tuple[AggregateFeature, ...]) -> dict[str, int | No
         current = sizes.get(feature.partial_key)
         sizes[feature.partial_key] = max(current or 0, n) if n is not None else current
     return sizes
+
+
+def start_us(start: datetime | int) -> int:
+    """A tile's start as microseconds since the epoch (the store gives integers already)."""
+    return start if isinstance(start, int) else to_us(start)
+
+
+def _first(item: tuple[int, TileJson]) -> int:
+    return item[0]
 
 
 def _range_sort(item: tuple[int | None, int]) -> tuple[int, int]:

@@ -44,7 +44,7 @@ def _fail(exc: ApiError) -> click.ClickException:
 
 @click.group()
 def clock() -> None:
-    """Show or move the emulated clock (the "now" of ttl expiry and caches)."""
+    """Show or move the emulated clock (the "now" of ttl expiry, caches and aggregation windows)."""
 
 
 def _print_clock(state: ClockState, as_json: bool = False) -> None:

@@ -1,5 +1,6 @@
-"""The emulated clock: the one "now" for ttl expiry, the feature-service cache and (later)
-aggregation windows. Key expiry, throttling and sloInfo timings keep real time.
+"""The emulated clock: the one "now" for ttl expiry, the feature-service cache and
+aggregation windows (serving, the Stream Ingest API, and file loads through
+`app.serving.clock.stored_now`). Key expiry, throttling and sloInfo timings keep real time.
 
 State lives in one row of `emulator_clock` (no row: real time). Running, now = real time +
 offset; frozen, now = the frozen instant. Each process keeps a copy (`EmulatedClock`), reloaded

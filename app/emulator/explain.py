@@ -11,20 +11,31 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.aggregation import AggregateFeature, AggregationSpec, Event
+from app.aggregation.durations import from_us, human_readable, to_us
 from app.emulator.clock import ClockState
 from app.repo.definitions import format_duration
-from app.serving.assembly import _run_transform
+from app.serving.assembly import _run_transform, aggregate_values, store_lookup
 from app.serving.cache import FeatureCacheEntry, FeatureCacheKey, ServingState
-from app.serving.model import RequestInput, ResolvedService, StoreRead, ViewOutput
+from app.serving.model import OutputFeature, RequestInput, ResolvedService, StoreRead, ViewOutput
 from app.serving.params import FeaturesRequest
 from app.serving.statuses import CACHED, StoredStatus
 from app.serving.validation import join_key_parts, request_context, store_key
-from app.store import Lookup, OnlineStore
-from app.types import ValueTypeError, coerce_value, decode_value, encode_value, format_timestamp
+from app.store import OnlineStore, StoreResult
+from app.types import (
+    ValueTypeError,
+    coerce_value,
+    decode_value,
+    encode_value,
+    format_timestamp,
+    parse_type,
+)
 
 CachePeek = Callable[[FeatureCacheKey], FeatureCacheEntry | None]
 PRESENT: StoredStatus = "PRESENT"
 MISSING_DATA: StoredStatus = "MISSING_DATA"
+EVENTS_SHOWN = 100  # events listed per aggregate feature (all are counted)
+EVENTS_READ = 10_000  # events read per aggregate view and entity for the explanation
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,159 @@ class ReadFacts:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class AggregateFacts:
+    """An aggregate view's values for one entity at `now`, and the events behind them."""
+
+    read: StoreRead
+    entity_key: str | None
+    now: datetime
+    values: dict[str, tuple[Any, bool]]  # feature → (Python value, window held values)
+    tiles: dict[str, int]  # feature → stored tiles its window folded
+    events: list[Event]  # the entity's events that any window may hold, newest first
+    events_complete: bool  # False when more events than EVENTS_READ lie in the windows
+
+    @classmethod
+    def of(
+        cls,
+        read: StoreRead,
+        key: str | None,
+        result: StoreResult,
+        store: OnlineStore,
+        now: datetime,
+    ) -> AggregateFacts:
+        spec = read.aggregation
+        assert spec is not None  # noqa: S101 (callers check)
+        values = aggregate_values(read, key, result, now)
+        reads = spec.window_reads(now)
+        tiles: dict[str, int] = {}
+        events: list[Event] = []
+        if key is not None:
+            stored_tiles = result.tiles.get((read.feature_view_id, key), [])
+            for feature in spec.features:
+                window = reads[feature.name]
+                tiles[feature.name] = sum(
+                    1
+                    for start, tile in stored_tiles
+                    if feature.partial_key in tile and window.has_tile(start)
+                )
+            lowest = [w.events.start for w in reads.values()]
+            lower = None if None in lowest else min(s for s in lowest if s is not None)
+            upper = max(w.events.end for w in reads.values())
+            events = store.read_events(
+                read.feature_view_id,
+                key,
+                None if lower is None else from_us(lower),
+                from_us(upper),
+                EVENTS_READ + 1,
+            )
+        complete = len(events) <= EVENTS_READ
+        return cls(read, key, now, values, tiles, events[:EVENTS_READ], complete)
+
+    @property
+    def spec(self) -> AggregationSpec:
+        assert self.read.aggregation is not None  # noqa: S101 (built for aggregate views)
+        return self.read.aggregation
+
+    def python_values(self) -> dict[str, Any]:
+        return {name: value for name, (value, _) in self.values.items()}
+
+    def input_description(self) -> dict[str, Any]:
+        """How a realtime view's input from this aggregate view looks."""
+        present = any(p for _, p in self.values.values())
+        return {
+            "status": PRESENT if present else MISSING_DATA,
+            "features": {
+                f.name: encode_value(parse_type(f.output_type), self.values[f.name][0])
+                for f in self.spec.features
+            },
+            "featureView": self.read.view_name,
+            "entityKey": self.entity_key,
+            "reason": f"aggregates of {self.read.view_name}'s events at {_ts(self.now)}",
+        }
+
+    def feature(self, output: OutputFeature, coerce_counts: bool) -> dict[str, Any]:
+        """The explanation fields of one served aggregate feature."""
+        spec = self.spec
+        feature = next(f for f in spec.features if f.name == output.feature)
+        value, present = self.values.get(feature.name, (None, False))
+        coerced = not present and coerce_counts and feature.function.is_count
+        if coerced:
+            value = 0
+        window = spec.window_reads(self.now)[feature.name]
+        bounds = window.events
+        in_window = [e for e in self.events if bounds.contains(to_us(e.timestamp))]
+        with_value = [e for e in in_window if e.values.get(feature.column) is not None]
+        column_type = parse_type(feature.input_type)
+        start = "-∞" if bounds.start is None else _ts(from_us(bounds.start))
+        end = _ts(from_us(bounds.end))
+        shown = f"({start}, {end}]" if bounds.closed_end else f"[{start}, {end})"
+        aggregation: dict[str, Any] = {
+            "function": feature.function.spelling,
+            "column": feature.column,
+            "mode": spec.mode,
+            "interval": human_readable(spec.interval_us) if spec.interval_us else None,
+            "window": _window_text(feature),
+            "windowStart": None if bounds.start is None else _ts(from_us(bounds.start)),
+            "windowEnd": end,
+            "windowBounds": shown,
+            "effectiveTime": _ts(spec.effective_time(self.now)),
+            "tilesRead": self.tiles.get(feature.name, 0),
+            "eventCount": len(in_window),
+            "eventsWithValue": len(with_value),
+            "events": [
+                {
+                    "timestamp": _ts(e.timestamp),
+                    "value": encode_value(column_type, e.values.get(feature.column)),
+                }
+                for e in in_window[:EVENTS_SHOWN]
+            ],
+        }
+        if not self.events_complete:
+            aggregation["note"] = f"only the newest {EVENTS_READ} events were read"
+        if self.entity_key is None:
+            nulls = ", ".join(self.read.key_names)
+            reason = f"a join key of {self.read.view_name} ({nulls}) is null, so no event can match"
+        elif present:
+            reason = (
+                f"{feature.function.spelling} of {len(with_value)} value(s) of "
+                f"{feature.column} from {len(in_window)} event(s) in {shown}"
+            )
+        elif coerced:
+            reason = f"no event in {shown}; coerceNullCountsToZero gives 0"
+        else:
+            reason = f"no value of {feature.column} in {shown}" + (
+                f" ({len(in_window)} event(s), all null)" if in_window else ""
+            )
+        if spec.mode == "time_interval":
+            reason += f"; complete {aggregation['interval']} tiles only (now {_ts(self.now)})"
+        else:
+            reason += f"; continuous window ending at now ({_ts(self.now)})"
+        return {
+            "value": encode_value(output.type, value),
+            "status": PRESENT if present or coerced else MISSING_DATA,
+            "source": "store",
+            "featureView": self.read.view_name,
+            "entityKey": self.entity_key,
+            "reason": reason,
+            "aggregation": aggregation,
+        }
+
+
+def _ts(moment: datetime) -> str:
+    return format_timestamp(moment)
+
+
+def _window_text(feature: AggregateFeature) -> str:
+    window = feature.window
+    if window.size_us is None:
+        return "lifetime"
+    text = human_readable(window.size_us)
+    if window.offset_us:
+        text += f", offset -{human_readable(window.offset_us)}"
+    return text
+
+
 def explain(
     resolved: ResolvedService,
     request: FeaturesRequest,
@@ -108,9 +272,15 @@ def explain(
     context = request_context(resolved, row, request.options.ignore_extra_request_context_fields)
     keys = [store_key(read, parts) for read in resolved.reads]
     wanted = {(r.feature_view_id, k) for r, k in zip(resolved.reads, keys, strict=True) if k}
-    stored = store.read_rows(Lookup.of_pairs(wanted)).values if wanted else {}
+    result = (
+        store.read_rows(store_lookup(resolved, set(range(len(resolved.reads))), wanted, now))
+        if wanted
+        else StoreResult({})
+    )
+    stored = result.values
     facts = []
-    for read, key in zip(resolved.reads, keys, strict=True):
+    aggregates: dict[int, AggregateFacts] = {}
+    for index, (read, key) in enumerate(zip(resolved.reads, keys, strict=True)):
         hit = stored.get((read.feature_view_id, key)) if key else None
         facts.append(
             ReadFacts(
@@ -121,6 +291,8 @@ def explain(
                 now,
             )
         )
+        if read.aggregation is not None:
+            aggregates[index] = AggregateFacts.of(read, key, result, store, now)
 
     items: list[dict[str, Any]] = []
     for realtime in resolved.realtime:
@@ -132,6 +304,11 @@ def explain(
                 described["request"] = {
                     f.name: encode_value(f.type, context[f.name]) for f in source.fields
                 }
+                continue
+            if source.read in aggregates:
+                facts_of = aggregates[source.read]
+                inputs.append(facts_of.python_values())
+                described[facts_of.read.view_name] = facts_of.input_description()
                 continue
             fact = facts[source.read]
             values = fact.features if fact.fresh and fact.features is not None else {}
@@ -163,7 +340,17 @@ def explain(
                 }
             )
     for view in resolved.views:
-        items.extend(_view_features(resolved, request, view, facts[view.read], now, cache_peek))
+        items.extend(
+            _view_features(
+                resolved,
+                request,
+                view,
+                facts[view.read],
+                now,
+                cache_peek,
+                aggregates.get(view.read),
+            )
+        )
     return {
         "workspace": resolved.workspace,
         "featureService": resolved.name,
@@ -180,6 +367,7 @@ def _view_features(
     fact: ReadFacts,
     now: datetime,
     cache_peek: CachePeek | None,
+    aggregate: AggregateFacts | None = None,
 ) -> list[dict[str, Any]]:
     cache: dict[str, Any] | None = None
     cached: tuple[list[Any], StoredStatus] | None = None
@@ -213,6 +401,12 @@ def _view_features(
                 f"served from this process's feature-service cache, stored {age} s ago "
                 f"(max age {view.cache_max_age_seconds} s)"
             )
+        elif aggregate is not None:
+            item.update(aggregate.feature(feature, request.options.coerce_null_counts_to_zero))
+            if cache is not None:
+                item["cache"] = cache
+            items.append(item)
+            continue
         elif fact.fresh and fact.features is not None:
             item.update(value=fact.features.get(feature.feature), status=PRESENT, source="store")
             item["reason"] = fact.reason()

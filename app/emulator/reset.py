@@ -1,4 +1,5 @@
-"""`reset`: wipe stored values (and caches), or everything but keys and roles, between tests."""
+"""`reset`: wipe stored values (latest values, aggregation events and tiles) and caches, or
+everything but keys and roles, between tests."""
 
 from __future__ import annotations
 

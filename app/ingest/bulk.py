@@ -173,11 +173,13 @@ def load_events(
     now: datetime,
     timestamp_column: str | None = None,
     progress: ProgressCallback | None = None,
+    skip_past_ttl: bool = False,
 ) -> LoadResult:
     """Validate and load an events file (the push source's columns) into an aggregate view:
     every row is one event, folded into its tile (`app.store.add_events`) in chunks, inside
     the session's transaction. Raises BulkLoadError on any invalid row or an event past the
-    view's implicit ttl; the caller then rolls back."""
+    view's implicit ttl (`skip_past_ttl`: such events are left out, as an init directory
+    loaded again weeks later must still start); the caller then rolls back."""
     spec = view.aggregation
     assert spec is not None  # noqa: S101 (callers check)
     timestamp = timestamp_column or view.source_timestamp or "timestamp"
@@ -189,15 +191,18 @@ def load_events(
     errors = _Errors()
     ttl_message = TTL_MESSAGE.format(view=view.name)
     chunk: list[EventRow] = []
-    read = 0
+    read = written = 0
     for line, key, at, features in readers[file_format](
         path, columns, errors, progress or _no_progress
     ):
         read += 1
         if spec.is_past_ttl(at, now):
+            if skip_past_ttl:
+                continue
             errors.add(line, ttl_message)
         if errors.count:
             continue
+        written += 1
         wire = orjson.loads(features)
         chunk.append(EventRow(key, at, {c: decode_value(types[c], wire.get(c)) for c in wanted}))
         if len(chunk) >= EVENT_CHUNK:
@@ -206,7 +211,7 @@ def load_events(
     if errors.count:
         raise BulkLoadError(errors.report())
     add_events(session, view.id, spec, chunk)
-    return LoadResult(read=read, written=read)
+    return LoadResult(read=read, written=written)
 
 
 def _no_progress(_rows: int, _done: int, _total: int | None) -> None:

@@ -90,7 +90,7 @@ def ingest(
                         target,
                         file,
                         file_format=file_format,
-                        now=clock.now(),
+                        now=clock.stored_now(session),
                         timestamp_column=timestamp_column,
                         progress=progress,
                     )

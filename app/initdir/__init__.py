@@ -2,7 +2,7 @@
 and `mirror … DIR` all read or write one layout, described in `app.initdir.layout`."""
 
 from app.initdir.layout import InitDir, InitDirError, read_init_dir
-from app.initdir.load import InitReport, load_init_dir, register_events_loader
+from app.initdir.load import InitReport, load_init_dir
 
 __all__ = [
     "InitDir",
@@ -10,5 +10,4 @@ __all__ = [
     "InitReport",
     "load_init_dir",
     "read_init_dir",
-    "register_events_loader",
 ]

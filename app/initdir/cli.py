@@ -71,12 +71,6 @@ def export_dir(ctx: CliContext, workspace: str, directory: Path) -> None:
         f"Exported workspace {workspace} to {directory / workspace}: "
         f"{report.views} view(s), {report.rows} row(s)."
     )
-    if report.skipped_aggregate_views:
-        click.echo(
-            "Aggregate views exported without their events (not supported yet): "
-            + ", ".join(report.skipped_aggregate_views),
-            err=True,
-        )
 
 
 @click.command(name="mirror")

@@ -1,15 +1,16 @@
 """`tectonite export`: one workspace as an init directory (the layout `import` reads).
 
 Definitions are regenerated as YAML from the stored state (not copied from any file), each
-realtime view's transform source is written back to a file beside them, and the current values
+realtime view's transform source is written back to a file beside them, the current values
 of every plain view are written as JSON Lines in their wire encoding (which the bulk loader
-reads back exactly). Keys are never exported. Nothing here writes to the database.
+reads back exactly), and so are the events of every aggregate view (which `import` folds into
+tiles again). Keys are never exported. Nothing here writes to the database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -19,30 +20,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.aggregation import AggregationSpec
+from app.ingest.service import bulk_target
 from app.initdir.layout import DATA_FOLDER, DEFINITIONS_FILE, WORKSPACE_FILE
 from app.models import Entity, EntityJoinKey, FeatureView, FeatureViewEntity, Workspace
 from app.repo.definitions import Definitions, FeatureDef, format_duration
 from app.repo.state import stored_definitions
-from app.store import iter_view_rows
-from app.types import format_timestamp
-
-# Writes an aggregate view's events (issue 14's events table) as a data file; registered by
-# the aggregation store (`register_events_exporter`). Until then aggregate views export their
-# definitions only, and the export says so.
-EventsExporter = Callable[[Session, FeatureView, list[str], Path], int]
-_events_exporter: EventsExporter | None = None
-
-
-def register_events_exporter(exporter: EventsExporter) -> None:
-    global _events_exporter
-    _events_exporter = exporter
+from app.serving import clock
+from app.store import iter_view_events, iter_view_rows
+from app.types import encode_value, format_timestamp
 
 
 @dataclass
 class ExportReport:
     views: int = 0
     rows: int = 0
-    skipped_aggregate_views: tuple[str, ...] = ()
 
 
 def export_workspace(session: Session, workspace: Workspace, target: Path) -> ExportReport:
@@ -67,19 +58,15 @@ def export_workspace(session: Session, workspace: Workspace, target: Path) -> Ex
     elif settings.exists():
         settings.unlink()
     report = ExportReport()
-    skipped = []
+    now = clock.stored_now(session)
     for view in workspace_views(session, workspace):
         key_names = [k.name for link in view.entities for k in link_keys(session, link)]
         path = folder / DATA_FOLDER / f"{view.name}.jsonl"
         if definitions.feature_views[view.name].aggregation is not None:
-            if _events_exporter is None:
-                skipped.append(view.name)
-                continue
-            report.rows += _events_exporter(session, view, key_names, path)
+            report.rows += _write_events(session, workspace, view, path, now)
         else:
             report.rows += _write_values(session, view, key_names, path)
         report.views += 1
-    report.skipped_aggregate_views = tuple(skipped)
     return report
 
 
@@ -114,6 +101,36 @@ def _write_values(session: Session, view: FeatureView, key_names: list[str], pat
             }
             row["timestamp"] = format_timestamp(event_time)
             row.update(features)
+            out.write(orjson.dumps(row) + b"\n")
+            count += 1
+    return count
+
+
+def _write_events(
+    session: Session, workspace: Workspace, view: FeatureView, path: Path, now: datetime
+) -> int:
+    """An aggregate view's events as the events file `tectonite ingest` and `import` read:
+    join keys, the push source's timestamp field and the aggregated columns, wire-encoded, in
+    ingestion order per entity. Events past the view's ttl at `now` are left out: no window
+    can read them any more."""
+    target = bulk_target(session, workspace.name, view.name)
+    spec = target.aggregation
+    assert spec is not None  # noqa: S101 (the caller checks)
+    since = None if spec.ttl_us is None else now - timedelta(microseconds=spec.ttl_us)
+    types = dict(target.source_columns)
+    columns = [c for c in target.aggregated_columns if c in types]
+    timestamp = target.source_timestamp or "timestamp"
+    count = 0
+    with path.open("wb") as out:
+        for stored_key, event_time, values in iter_view_events(session, view.id, since):
+            parts = orjson.loads(stored_key)
+            row: dict[str, Any] = {
+                name: int(part) if key_type == "Int64" else part
+                for (name, key_type), part in zip(target.join_keys, parts, strict=True)
+            }
+            row[timestamp] = format_timestamp(event_time)
+            for column in columns:
+                row[column] = encode_value(types[column], values.get(column))
             out.write(orjson.dumps(row) + b"\n")
             count += 1
     return count

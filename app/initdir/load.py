@@ -3,7 +3,9 @@
 - definitions: planned against the stored state and applied only when they differ (a
   re-apply of the same files is a no-op);
 - data files: bulk-loaded with the store's last-write-wins guard, so re-loading the same files
-  leaves every value as it was (and newer values written since stay);
+  leaves every value as it was (and newer values written since stay); an aggregate view's
+  events file is loaded while the view holds no events (events are not idempotent: each row
+  is one more event), and events past the view's ttl at the emulator's "now" are left out;
 - keys: matched by description; a fixed key is stored as given, a generated one is created
   once and reported once (it cannot be shown again on a later start).
 
@@ -14,21 +16,21 @@ loaded: a bad file changes nothing. Nothing here commits.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from app import changes
-from app.ingest.bulk import BulkLoadError, load_file
-from app.ingest.service import BulkTargetError, TargetView, bulk_target
+from app.ingest.bulk import BulkLoadError, load_events, load_file
+from app.ingest.service import BulkTargetError, bulk_target
 from app.initdir.layout import InitDir, InitDirError, KeyEntry, WorkspaceDir, with_lines
 from app.repo.loader import DefinitionsError, load_definitions
 from app.repo.plan import compute_plan
 from app.repo.service import apply_plan, create_workspace, set_workspace_live
 from app.repo.state import find_workspace, stored_definitions
-from app.store import analyze
+from app.serving import clock
+from app.store import analyze, has_events
 from auth import store
 from auth.keys import parse_key
 from auth.models import ApiKey
@@ -54,6 +56,8 @@ class InitReport:
     rows_read: int = 0
     rows_written: int = 0
     created_keys: list[CreatedKey] = field(default_factory=list)
+    # Aggregate views whose events file was not loaded because they hold events already.
+    views_with_events: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = []
@@ -63,19 +67,9 @@ class InitReport:
             parts.append("unchanged " + ", ".join(self.workspaces_unchanged))
         parts.append(f"read {self.rows_read} rows, wrote {self.rows_written}")
         parts.append(f"{len(self.created_keys)} key(s) created")
+        if self.views_with_events:
+            parts.append("events kept (already loaded) in " + ", ".join(self.views_with_events))
         return "Init directory: " + "; ".join(parts) + "."
-
-
-# Loads the events file of an aggregate view into its events and tiles. Issue 14's ingest of
-# events registers it (`register_events_loader`); until then such a file is a clear error.
-EventsLoader = Callable[[Session, TargetView, Path, str], tuple[int, int]]
-_events_loader: EventsLoader | None = None
-
-
-def register_events_loader(loader: EventsLoader) -> None:
-    """The hook through which aggregate views' event files are loaded (issue 14)."""
-    global _events_loader
-    _events_loader = loader
 
 
 def load_init_dir(session: Session, init: InitDir, configured_secret: str | None) -> InitReport:
@@ -116,17 +110,23 @@ def _workspace(session: Session, folder: WorkspaceDir, report: InitReport) -> No
             ) from None
         try:
             if data.view in aggregate_views:
-                if _events_loader is None:
-                    raise InitDirError(
-                        [
-                            f"{data.path}: {data.view} is an aggregate view; loading its events "
-                            "from a file is not supported by this version"
-                        ]
-                    )
-                read, wrote = _events_loader(session, target, data.path, data.file_format)
+                # Events: each row one more event. Loading the same file again would count its
+                # events twice, so a view's events load only while it has none (idempotent
+                # restarts); events past the ttl at the emulator's "now" are left out.
+                if has_events(session, target.id):
+                    report.views_with_events.append(f"{folder.name}/{data.view}")
+                    continue
+                result = load_events(
+                    session,
+                    target,
+                    data.path,
+                    file_format=data.file_format,
+                    now=clock.stored_now(session),
+                    skip_past_ttl=True,
+                )
             else:
                 result = load_file(session, target, data.path, file_format=data.file_format)
-                read, wrote = result.read, result.written
+            read, wrote = result.read, result.written
         except BulkLoadError as exc:
             raise InitDirError([f"{data.path}: {message}" for message in exc.messages]) from None
         report.rows_read += read

@@ -73,12 +73,7 @@ def serve(
     for index, view in enumerate(resolved.views):
         for row_index, keys in enumerate(store_keys):
             hit = None
-            if (
-                use_cache
-                and view.cache_max_age_seconds
-                and request.options.read_from_cache
-                and resolved.reads[view.read].aggregation is None
-            ):
+            if use_cache and view.cache_max_age_seconds and request.options.read_from_cache:
                 key = keys[view.read]
                 if key is not None:
                     hit = state.features.get(
@@ -104,7 +99,7 @@ def serve(
     store_bytes = 0
     if wanted:
         started = time.perf_counter()
-        stored = store.read_rows(_lookup(resolved, needed_reads, wanted, now))
+        stored = store.read_rows(store_lookup(resolved, needed_reads, wanted, now))
         store_seconds = time.perf_counter() - started
         if stored.values and request.metadata.slo_info:
             store_bytes = stored.response_bytes(sorted(wanted))
@@ -116,10 +111,12 @@ def serve(
     return Served(rows, store_seconds, store_bytes, cache_hits, cache_misses)
 
 
-def _lookup(
+def store_lookup(
     resolved: ResolvedService, needed_reads: set[int], wanted: set[tuple[int, str]], now: datetime
 ) -> Lookup:
-    """The one-statement lookup: plain views' rows, aggregate views' tiles and raw events."""
+    """The one-statement lookup of the reads `needed_reads` (indexes into `resolved.reads`)
+    for the (view id, entity key) pairs `wanted`: plain views' rows, aggregate views' tiles
+    and raw events at `now`."""
     tile_ranges: list[TimeRange] = []
     event_ranges: list[TimeRange] = []
     planned: set[int] = set()
@@ -134,7 +131,7 @@ def _lookup(
     return Lookup.of_pairs(wanted, tile_ranges, event_ranges)
 
 
-def _aggregates(
+def aggregate_values(
     read: StoreRead, key: str | None, stored: StoreResult, now: datetime
 ) -> dict[str, tuple[Any, bool]]:
     """An aggregate view's features at `now` for one entity: (value, window had values)."""
@@ -180,7 +177,7 @@ def _assemble(
     def aggregates(read_index: int) -> dict[str, tuple[Any, bool]]:
         if read_index not in computed:
             read = resolved.reads[read_index]
-            computed[read_index] = _aggregates(read, keys[read_index], stored, now)
+            computed[read_index] = aggregate_values(read, keys[read_index], stored, now)
         return computed[read_index]
 
     transform_seconds = 0.0
@@ -230,8 +227,9 @@ def _assemble(
             effective.extend([None] * len(view.features))
             continue
         read = resolved.reads[view.read]
+        status: StoredStatus
         if read.aggregation is not None:
-            _aggregate_outputs(
+            view_values, status = _aggregate_outputs(
                 read,
                 view.features,
                 aggregates(view.read),
@@ -241,19 +239,18 @@ def _assemble(
                 statuses,
                 effective,
             )
-            continue
-        row = stored_row(view.read)
-        fresh = _fresh(read, row, now)
-        status: StoredStatus
-        if fresh is not None:
-            view_values = [fresh.features.get(f.feature) for f in view.features]
-            status = "PRESENT"
         else:
-            view_values = [None] * len(view.features)
-            status = "MISSING_DATA"
-        values.extend(view_values)
-        statuses.extend([status] * len(view.features))
-        effective.extend([row.event_time if row is not None else None] * len(view.features))
+            row = stored_row(view.read)
+            fresh = _fresh(read, row, now)
+            if fresh is not None:
+                view_values = [fresh.features.get(f.feature) for f in view.features]
+                status = "PRESENT"
+            else:
+                view_values = [None] * len(view.features)
+                status = "MISSING_DATA"
+            values.extend(view_values)
+            statuses.extend([status] * len(view.features))
+            effective.extend([row.event_time if row is not None else None] * len(view.features))
         key = keys[view.read]
         if (
             resolved.enable_online_caching
@@ -280,22 +277,30 @@ def _aggregate_outputs(
     values: list[Any],
     statuses: list[ServingStatus],
     effective: list[datetime | None],
-) -> None:
+) -> tuple[list[Any], StoredStatus]:
     """An aggregate view's part of a row: an empty window (no value of the column) is null and
     MISSING_DATA (a count with `coerceNullCountsToZero`: "0" and PRESENT); a window with values
     is PRESENT, even when its result is null (var_samp of one value); `effectiveTime` is the
-    view's, for every feature (reference §4.4)."""
+    view's, for every feature (reference §4.4).
+
+    Returns the view's wire values and the one status the feature cache keeps for them (Tecton
+    caches a view's features together): PRESENT when any window held values."""
     assert read.aggregation is not None  # noqa: S101 (callers check)
     coerce = request.options.coerce_null_counts_to_zero
     counts = read.count_features if coerce else frozenset()
     at = read.aggregation.effective_time(now)
+    view_values: list[Any] = []
+    any_present = False
     for feature in features:
         value, present = computed.get(feature.feature, (None, False))
         if not present and feature.feature in counts:
             value, present = 0, True
-        values.append(encode_value(feature.type, value))
+        view_values.append(encode_value(feature.type, value))
         statuses.append("PRESENT" if present else "MISSING_DATA")
         effective.append(at)
+        any_present = any_present or present
+    values.extend(view_values)
+    return view_values, "PRESENT" if any_present else "MISSING_DATA"
 
 
 def _run_transform(

@@ -10,7 +10,8 @@
 - read replicas (`app.store.replicas`): with DATABASE_REPLICA_URL, the store's reads go to a
   replica within TECTONITE_REPLICA_MAX_LAG of the primary, else to the primary;
 - inspection (the console, off the serving path): `app.store.inspection`;
-- `iter_view_rows`: every row of a view, for `tectonite export`.
+- `iter_view_rows`, `iter_view_events`, `has_events`: a view's rows or events, for
+  `tectonite export` and init directories.
 
 No other module runs SQL on the store's tables (`app.store.tables`).
 """
@@ -24,7 +25,7 @@ from app.db import Database
 from app.extensions import Slot
 from app.store.aggregates import EventRow, add_events
 from app.store.connection import BoundConnection, CursorSource, ThreadConnections
-from app.store.dump import iter_view_rows
+from app.store.dump import has_events, iter_view_events, iter_view_rows
 from app.store.keys import canonical_key_part, entity_key, entity_key_prefix
 from app.store.reads import Lookup, OnlineStore, StoredRow, StoreResult, TimeRange
 from app.store.replicas import LagMonitor, ReplicaRouter
@@ -61,7 +62,9 @@ __all__ = [
     "entity_key_prefix",
     "features_json",
     "get_store",
+    "has_events",
     "init_app",
+    "iter_view_events",
     "iter_view_rows",
     "open_store",
     "put_values",

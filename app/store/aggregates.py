@@ -1,16 +1,16 @@
 """Writing events into an aggregate view: each event is kept (aggregation_events) and folded
 into its tile's partial aggregates (aggregation_tiles), in the caller's transaction.
 
-One call per view and request (or bulk-load chunk), three set-based statements whatever the
-number of events (four in continuous mode):
+One call per view and request (or bulk-load chunk), two set-based statements whatever the
+number of events (three in continuous mode):
 1. continuous mode only: the stored events with the same key and timestamp are deleted (last
    write wins) and their tiles marked for a rebuild;
 2. the events are inserted, with sequence numbers that order events ingested at the same
-   instant;
-3. every affected tile is created or locked, in primary-key order (so concurrent writers cannot
-   deadlock), by one `INSERT … ON CONFLICT DO UPDATE … RETURNING` that hands back the tile's
-   current partials: a tile nobody has yet is created empty and locked by the same statement;
-4. each affected tile is merged once in Python (`AggregationSpec.merge_into_tile`; tiles to
+   instant, and, in the same statement, every affected tile is created or locked, in
+   primary-key order (so concurrent writers cannot deadlock), by an `INSERT … ON CONFLICT DO
+   UPDATE … RETURNING` that hands back the tile's current partials: a tile nobody has yet is
+   created empty and locked by the same statement;
+3. each affected tile is merged once in Python (`AggregationSpec.merge_into_tile`; tiles to
    rebuild re-read their events first) and written back by one UPDATE.
 
 So a 100-record request touches each of its tiles once. Nothing here commits.
@@ -49,18 +49,6 @@ class EventRow:
 # they grow with ingestion order across calls and need no round trip of their own.
 SEQUENCE_BLOCK = 1 << 20
 
-_INSERT_EVENTS = """
-WITH block AS (SELECT nextval('aggregation_event_sequence') * 1048576 AS base),
-     inserted AS (
-       INSERT INTO aggregation_events
-              (feature_view_id, entity_key, event_time, sequence, "values")
-       SELECT %(view)b, r.k, r.t, block.base + r.i, r.v::jsonb
-         FROM block, unnest(%(keys)b::text[], %(times)b::timestamptz[], %(indexes)b::bigint[],
-                            %(values)b::text[]) AS r(k, t, i, v)
-     )
-SELECT base FROM block
-"""
-
 _DELETE_REPLACED = """
 DELETE FROM aggregation_events AS e
  USING unnest(%(keys)b::text[], %(times)b::timestamptz[]) AS r(k, t)
@@ -68,14 +56,29 @@ DELETE FROM aggregation_events AS e
 RETURNING e.entity_key, e.event_time
 """
 
-_LOCK_TILES = """
-INSERT INTO aggregation_tiles (feature_view_id, entity_key, tile_start, partials)
-SELECT %(view)b, r.k, r.s, '{}'::jsonb
-  FROM unnest(%(keys)b::text[], %(starts)b::timestamptz[]) AS r(k, s)
- ORDER BY r.k COLLATE "C", r.s
-ON CONFLICT (feature_view_id, entity_key, tile_start)
-   DO UPDATE SET partials = aggregation_tiles.partials
-RETURNING entity_key, tile_start, partials
+# The events are inserted and their tiles created or locked by one statement (one round trip
+# less per request than two: on a busy machine each round trip waits for a core). `block` is
+# referenced twice, so it runs once.
+_INSERT_EVENTS_AND_LOCK_TILES = """
+WITH block AS (SELECT nextval('aggregation_event_sequence') * 1048576 AS base),
+     inserted AS (
+       INSERT INTO aggregation_events
+              (feature_view_id, entity_key, event_time, sequence, "values")
+       SELECT %(view)b, r.k, r.t, block.base + r.i, r.v::jsonb
+         FROM block, unnest(%(keys)b::text[], %(times)b::timestamptz[], %(indexes)b::bigint[],
+                            %(values)b::text[]) AS r(k, t, i, v)
+     ),
+     locked AS (
+       INSERT INTO aggregation_tiles (feature_view_id, entity_key, tile_start, partials)
+       SELECT %(view)b, r.k, r.s, '{}'::jsonb
+         FROM unnest(%(tile_keys)b::text[], %(starts)b::timestamptz[]) AS r(k, s)
+        ORDER BY r.k COLLATE "C", r.s
+       ON CONFLICT (feature_view_id, entity_key, tile_start)
+          DO UPDATE SET partials = aggregation_tiles.partials
+       RETURNING entity_key, tile_start, partials
+     )
+SELECT block.base, locked.entity_key, locked.tile_start, locked.partials
+  FROM block LEFT JOIN locked ON true
 """
 
 _TILE_EVENTS = """
@@ -124,32 +127,28 @@ def add_events(
         rebuild = {(key, spec.tile_start(at)) for key, at in cursor.fetchall()}
 
     columns = sorted({f.column for f in spec.features})
+    starts = [spec.tile_start(r.timestamp) for r in rows]
+    tiles = sorted(set(zip(keys, starts, strict=True)) | rebuild)
     cursor.execute(
-        _INSERT_EVENTS,
+        _INSERT_EVENTS_AND_LOCK_TILES,
         {
             "view": view,
             "keys": keys,
             "times": times,
             "indexes": list(range(len(rows))),
             "values": [_values_json(r.values, columns) for r in rows],
+            "tile_keys": [k for k, _ in tiles],
+            "starts": [s for _, s in tiles],
         },
         prepare=True,
     )
-    row = cursor.fetchone()
-    assert row is not None  # noqa: S101 (the statement always returns its block)
-    base = int(row[0])
+    result = cursor.fetchall()
+    base = int(result[0][0])
+    stored: dict[TileKey, dict[str, Any]] = {(k, s): p for _, k, s, p in result if k is not None}
     events: dict[TileKey, list[Event]] = defaultdict(list)
-    for index, event_row in enumerate(rows):
+    for index, (event_row, start) in enumerate(zip(rows, starts, strict=True)):
         event = Event(event_row.timestamp, base + index, event_row.values)
-        events[(event_row.entity_key, spec.tile_start(event_row.timestamp))].append(event)
-
-    tiles = sorted(events.keys() | rebuild)
-    cursor.execute(
-        _LOCK_TILES,
-        {"view": view, "keys": [k for k, _ in tiles], "starts": [s for _, s in tiles]},
-        prepare=True,
-    )
-    stored: dict[TileKey, dict[str, Any]] = {(k, s): p for k, s, p in cursor.fetchall()}
+        events[(event_row.entity_key, start)].append(event)
 
     merged: dict[TileKey, dict[str, Any]] = {}
     if rebuild:

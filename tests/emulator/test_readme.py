@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from tests.repo.helpers import copy_example
+from tests.repo.helpers import copy_aggregating_example
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -16,7 +16,9 @@ def readme_example() -> str:
 
 def test_the_readme_example_passes(server, emulator, committed_runner, tmp_path):
     committed_runner.ok("workspace", "create", "prod")
-    committed_runner.ok("apply", "-f", str(copy_example(tmp_path)), "--workspace", "prod", "--yes")
+    committed_runner.ok(
+        "apply", "-f", str(copy_aggregating_example(tmp_path)), "--workspace", "prod", "--yes"
+    )
 
     def key(*args):
         created = committed_runner.ok("api-key", "create", "--description", "readme", *args)

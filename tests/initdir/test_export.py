@@ -41,12 +41,15 @@ def test_export_reset_import_gives_byte_identical_responses(runner, settings, da
     init = fraud_init_dir(tmp_path, keys=f"- {{description: k, role: consumer, key: {key}}}\n")
     with (init / "prod" / "data" / "merchant_fraud_rate.csv").open("a") as rates:
         rates.write("m_nan,2026-11-20T00:00:00.123456Z,NaN,-Infinity,1e300\n")
+    # The example's events are read at a fixed "now" (see examples/fraud/features.yaml).
+    runner.ok("clock", "freeze", "2026-12-01T00:00:00Z")
     runner.ok("import", str(init))
     before = _responses(settings, database, key)
+    assert b"197.75" in before[("user_1", "m_nobody")]  # user_1's 3-day sum of amounts
 
     exported = tmp_path / "exported"
     result = runner.ok("export", "--workspace", "prod", str(exported))
-    assert "5 view(s), 12 row(s)" in result.stdout
+    assert "5 view(s), 20 row(s)" in result.stdout
     written = sorted(p.relative_to(exported).as_posix() for p in exported.rglob("*") if p.is_file())
     assert written == [
         "prod/data/merchant_fraud_rate.jsonl",
@@ -71,6 +74,21 @@ def test_export_reset_import_gives_byte_identical_responses(runner, settings, da
         "is_fraud_mean_1d_1d": "NaN",
         "is_fraud_mean_30d_1d": "-Infinity",
         "is_fraud_mean_90d_1d": 1e300,
+    }
+
+    events = (exported / "prod/data/user_transaction_counts.jsonl").read_text().splitlines()
+    assert len(events) == 7
+    assert orjson.loads(events[0]) == {
+        "user_id": "user_1",
+        "timestamp": "2026-11-28T09:12:00Z",
+        "transaction_id": "892054b9598370dce846bb6e4b5805a1",
+    }
+    # Each aggregate view's file holds the columns its features read.
+    amounts = (exported / "prod/data/user_transaction_amount_metrics.jsonl").read_text()
+    assert orjson.loads(amounts.splitlines()[0]) == {
+        "user_id": "user_1",
+        "timestamp": "2026-11-28T09:12:00Z",
+        "amt": 25.5,
     }
 
     # The regenerated definitions describe exactly what is stored: importing them is a no-op.

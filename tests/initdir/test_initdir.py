@@ -31,7 +31,8 @@ def _stored(database):
         accounts = len(store.list_service_accounts(session))
         rows = session.connection().exec_driver_sql(
             "SELECT feature_view_id, entity_key, event_time, features::text FROM online_values"
-            " ORDER BY 1, 2"
+            " UNION ALL SELECT feature_view_id, entity_key, tile_start, partials::text"
+            " FROM aggregation_tiles ORDER BY 1, 2, 3"
         )
         return keys, accounts, rows.all()
 
@@ -41,15 +42,36 @@ def test_import_loads_definitions_values_and_fixed_keys(runner, settings, databa
     init = fraud_init_dir(
         tmp_path, keys=f"- {{description: ci model, role: consumer, workspace: prod, key: {key}}}\n"
     )
+    runner.ok("clock", "freeze", "2026-12-01T00:00:00Z")  # the example's events' "now"
     result = runner.ok("import", str(init))
     assert "applied prod" in result.stdout
-    assert "read 11 rows, wrote 11" in result.stdout
+    assert "read 19 rows, wrote 19" in result.stdout
     response = _features(_client(settings, database), key)
     assert response.status_code == 200, response.json
     names = [f["name"] for f in response.json["metadata"]["features"]]
     values = dict(zip(names, response.json["result"]["features"], strict=True))
     assert values["user_profile.credit_score"] == "775"
     assert values["merchant_fraud_rate.is_fraud_mean_90d_1d"] == 0.0101
+    # Aggregates of data/'s events at 2026-12-01T00:00:00Z, by hand: the 1-day windows hold
+    # 11-30's two transactions, the 3-day window 11-28's to 11-30's four, the 30-day all four.
+    assert values["user_transaction_amount_metrics.amt_sum_1d_10m"] == 52.25
+    assert values["user_transaction_amount_metrics.amt_mean_1d_10m"] == 26.125
+    assert values["user_transaction_amount_metrics.amt_sum_3d_10m"] == 197.75
+    assert values["user_transaction_amount_metrics.amt_mean_3d_10m"] == 49.4375
+    assert values["user_transaction_counts.transaction_count_1d_1d"] == "2"
+    assert values["user_transaction_counts.transaction_count_30d_1d"] == "4"
+    assert values["user_transaction_counts.transaction_id_last_3_1d_1d"] == [
+        "43a9799c961de6ebb22c122d8c7eb340",
+        "5f2b6e1c0a9d4e7f8b3c2a1d0e9f8a7b",
+    ]
+    times = {f["name"]: f.get("effectiveTime") for f in response.json["metadata"]["features"]}
+    assert times["user_transaction_amount_metrics.amt_sum_1d_10m"] == "2026-11-30T23:50:00Z"
+    assert times["user_transaction_counts.transaction_count_1d_1d"] == "2026-11-30T00:00:00Z"
+    third = _features(_client(settings, database), key, join_keys={"user_id": "user_3",
+                                                                  "merchant": "m"})  # fmt: skip
+    named = dict(zip(names, third.json["result"]["features"], strict=True))
+    assert named["user_transaction_amount_metrics.amt_sum_3d_10m"] is None  # 11-26: too old
+    assert named["user_transaction_counts.transaction_count_30d_1d"] == "1"
     # The key is consumer on prod only: another workspace's service is forbidden.
     with database.session() as session:
         (stored,) = store.list_api_keys(session)
@@ -77,6 +99,7 @@ def test_importing_again_changes_nothing(runner, database, tmp_path):
 
 def test_newer_values_survive_a_restart_with_the_same_directory(runner, database, tmp_path):
     init = fraud_init_dir(tmp_path)
+    runner.ok("clock", "freeze", "2026-12-01T00:00:00Z")
     runner.ok("import", str(init))
     newer = tmp_path / "newer.csv"
     newer.write_text(
@@ -86,7 +109,9 @@ def test_newer_values_survive_a_restart_with_the_same_directory(runner, database
     runner.ok("ingest", "--workspace", "prod", "--feature-view", "user_profile", str(newer))
     before = _stored(database)
     result = runner.ok("import", str(init))
-    assert "wrote 10" in result.stdout  # user_1's profile row is older than the stored one
+    # user_1's profile row is older than the stored one; events are not loaded twice.
+    assert "read 5 rows, wrote 4" in result.stdout
+    assert "events kept (already loaded) in prod/user_transaction_amount_metrics" in result.stdout
     assert _stored(database) == before
 
 

@@ -98,7 +98,8 @@ def test_fixtures_with_an_init_dir_from_the_ini_option(pytester, plugin_env, tmp
 
         def test_ingest_then_reset_restores_the_directory(tectonite, tectonite_reset):
             tectonite.ingest("transactions", [{"user_id": "user_1", "merchant": "x",
-                                               "amt": 9.5, "timestamp": "2026-12-01T00:00:00Z"}])
+                                               "transaction_id": "t9", "amt": 9.5,
+                                               "timestamp": "2026-12-01T00:00:00Z"}])
             assert 9.5 in features(tectonite.client())
             tectonite.reset()
             assert 9.5 not in features(tectonite.client())

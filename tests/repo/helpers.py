@@ -7,6 +7,10 @@ import textwrap
 from pathlib import Path
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "fraud"
+# The fraud service with every view plain (values written directly, no aggregations): the
+# serving, console and hardening tests store exact values into it. examples/fraud is the same
+# service with real aggregations (tests/initdir and the README examples use it).
+PLAIN_FRAUD_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "fraud_plain"
 
 MINIMAL = """
 entities:
@@ -36,7 +40,14 @@ def write_repo(directory: Path, yaml_text: str, transforms: str | None = None) -
 
 
 def copy_example(directory: Path) -> Path:
-    """A copy of examples/fraud (tests may edit it); returns its features.yaml."""
+    """A copy of the plain fraud fixture (tests may edit it); returns its features.yaml."""
     target = directory / "fraud"
+    shutil.copytree(PLAIN_FRAUD_DIR, target)
+    return target / "features.yaml"
+
+
+def copy_aggregating_example(directory: Path) -> Path:
+    """A copy of examples/fraud itself (aggregate views fed by `transactions`)."""
+    target = directory / "fraud_example"
     shutil.copytree(EXAMPLE_DIR, target)
     return target / "features.yaml"

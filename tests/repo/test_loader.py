@@ -23,6 +23,19 @@ def test_the_example_repository_loads():
     realtime = definitions.realtime_views["transaction_amount_is_higher_than_average"]
     assert "def amount_is_higher_than_average" in realtime.transform_source
     assert [s.kind for s in realtime.sources] == ["request", "feature_view"]
+    counts = definitions.feature_views["user_transaction_counts"]
+    assert counts.aggregation is not None and [f.name for f in counts.features] == [
+        "transaction_count_1d_1d",
+        "transaction_count_30d_1d",
+        "transaction_id_last_3_1d_1d",
+    ]
+    metrics = definitions.feature_views["user_transaction_amount_metrics"]
+    assert [f.name for f in metrics.features] == [
+        "amt_mean_1d_10m",
+        "amt_mean_3d_10m",
+        "amt_sum_1d_10m",
+        "amt_sum_3d_10m",
+    ]
 
 
 def test_minimal_file_loads(tmp_path):
