@@ -3,19 +3,28 @@
 Bypasses the pool and SQLAlchemy's execution layer, and reuses the cursor (measured: 83 instead
 of 120 us of client CPU per read): a store read is one prepared statement on a connection that
 is always ready, as gunicorn's threads are long-lived. On an autocommit connection psycopg sends
-the statement alone, with no BEGIN/ROLLBACK around it, so a lookup is one round trip. Reads
-time out after the request deadline (Tecton's 2 s), which answers 504.
+the statement alone, with no BEGIN/ROLLBACK around it, so a lookup is one round trip.
+
+Reads end at the request's deadline (Tecton's 2 s, `app.deadline`): the server's
+`statement_timeout` stops a slow statement, and the client side stops waiting on a database
+that does not answer at all (504). A connection is opened in a thread of its own and waited for
+until the deadline only (503 past it); an attempt still under way then is the next request's
+connection on this thread, rather than a second attempt piling up behind it.
 """
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
 
 import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Connection
+
+from app.deadline import DeadlineConnection, NotConnectedInTime, remaining, start_connecting
 
 APPLICATION_NAME = "tectonite-serving"
 
@@ -49,20 +58,42 @@ class ThreadConnections:
     def cursor(self) -> psycopg.Cursor[Any]:
         cursor: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
         if cursor is None or cursor.closed or cursor.connection.closed:
-            connection = psycopg.connect(
-                self.conninfo,
-                autocommit=True,
-                connect_timeout=5,
-                application_name=APPLICATION_NAME,
-                options=f"-c statement_timeout={self.statement_timeout_ms}",
-            )
-            # Stored features are json: decode them with orjson, on this connection only.
-            set_json_loads(orjson.loads, connection)
+            connection = self._connection()
             cursor = connection.cursor()
             self._local.cursor = cursor
             with self._lock:
                 self._open.append(connection)
         return cursor
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """A new connection, waited for until the request's deadline at most."""
+        pending: Future[psycopg.Connection[Any]] | None = getattr(self._local, "pending", None)
+        if pending is not None and pending.done() and pending.exception() is not None:
+            pending = None  # an earlier request's attempt failed: this one tries afresh
+        if pending is None:
+            pending = start_connecting(self._open_connection)
+            self._local.pending = pending
+        left = remaining()
+        try:
+            connection = pending.result(timeout=None if left is None else max(left, 0.0))
+        except FutureTimeout:
+            raise NotConnectedInTime("no database connection by the request's deadline") from None
+        finally:
+            if pending.done():
+                self._local.pending = None
+        return connection
+
+    def _open_connection(self) -> psycopg.Connection[Any]:
+        connection = DeadlineConnection.connect(
+            self.conninfo,
+            autocommit=True,
+            connect_timeout=5,
+            application_name=APPLICATION_NAME,
+            options=f"-c statement_timeout={self.statement_timeout_ms}",
+        )
+        # Stored features are json: decode them with orjson, on this connection only.
+        set_json_loads(orjson.loads, connection)
+        return connection
 
     def discard(self) -> None:
         cursor: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
