@@ -1,5 +1,6 @@
 """The serving path's per-app state: resolved services, Tecton's feature cache, compiled
-transforms. `serving.init_app` creates one `ServingState` per app (`SERVING.get()`)."""
+transforms and the threads they run on. `serving.init_app` creates one `ServingState` per app
+(`SERVING.get()`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.extensions import Slot
 from app.repo.transforms import TransformCache
 from app.serving.model import ResolvedService, resolve_service
 from app.serving.statuses import StoredStatus
+from app.serving.transform_pool import TransformPool
 
 # (workspace, service, namespace, entity key)
 FeatureCacheKey = tuple[str, str, str, str]
@@ -94,10 +96,18 @@ class ServingState:
     services: ServiceCache
     features: FeatureCache
     transforms: TransformCache
+    pool: TransformPool  # where realtime transforms run (`app.serving.transform_pool`)
 
     @classmethod
-    def create(cls, feed: ChangeFeed) -> ServingState:
-        return cls(ServiceCache(feed), FeatureCache(feed), TransformCache())
+    def create(cls, feed: ChangeFeed, *, request_threads: int = 8) -> ServingState:
+        """`request_threads`: the process's request threads. Each waits on at most one job, and
+        as many again may be held by transforms that ignore their deadline."""
+        return cls(
+            ServiceCache(feed),
+            FeatureCache(feed),
+            TransformCache(),
+            TransformPool(max_threads=2 * request_threads),
+        )
 
 
 SERVING = Slot[ServingState]("tectonite.serving")
