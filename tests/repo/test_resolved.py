@@ -151,7 +151,7 @@ def test_a_change_applied_by_another_process_reaches_this_one_within_a_second(
         subprocess.run([*cli, "workspace", "create", "prod"], env=env, check=True)
         with clean_database.session() as session:
             assert cache.get(session, "prod", "svc") is None
-        assert ("prod", "svc") in cache.entries
+        assert ("prod", "svc") in cache.unknown  # the miss is remembered (apart from services)
         dropped.clear()
         path = write_repo(tmp_path, MINIMAL)
         subprocess.run(
@@ -159,7 +159,7 @@ def test_a_change_applied_by_another_process_reaches_this_one_within_a_second(
             env=env, check=True, capture_output=True,
         )  # fmt: skip
         assert dropped.wait(1.0)
-        assert ("prod", "svc") not in cache.entries
+        assert ("prod", "svc") not in cache.unknown
         with clean_database.session() as session:
             assert cache.get(session, "prod", "svc").name == "svc"
     finally:
