@@ -32,7 +32,7 @@ from app.errors import DeadlineExceeded
 
 T = TypeVar("T")
 
-IDLE_SECONDS = 60.0
+IDLE_SECONDS = 10.0
 
 _WAITING, _RUNNING, _FINISHED, _CANCELLED = range(4)
 
