@@ -20,9 +20,9 @@ returns. Idle threads end after `idle_seconds`.
 from __future__ import annotations
 
 import ctypes
+import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +44,9 @@ class TransformTimedOut(BaseException):
 @dataclass(eq=False, slots=True)
 class _Job(Generic[T]):
     call: Callable[[], T]
-    done: threading.Event
+    # Held from creation until the job finishes: waiting for it is one C-level acquire (the
+    # pool's hand-offs use only such primitives, the cheapest Python has).
+    done: threading.Lock
     state: int = _WAITING
     thread_id: int = 0
     abandoned: bool = False
@@ -76,10 +78,10 @@ class TransformPool:
         self.max_threads = max_threads
         self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
-        self._queue: deque[_Job[Any]] = deque()
+        self._queue: queue.SimpleQueue[_Job[Any]] = queue.SimpleQueue()
+        self._queued = 0  # jobs put and not yet taken (cancelled ones included)
         self._threads = 0
-        self._idle = 0
+        self._idle = 0  # threads waiting for a job
         self._stuck = 0  # abandoned jobs still running
         self._local = threading.local()  # .job: the job a pool thread runs
 
@@ -96,16 +98,17 @@ class TransformPool:
     def run(self, call: Callable[[], T], deadline: float | None) -> T:
         """`call()`'s result or exception, or DeadlineExceeded (504) at `deadline`
         (`time.monotonic()` scale; None: no limit)."""
-        job: _Job[T] = _Job(call, threading.Event())
+        done = threading.Lock()
+        done.acquire()
+        job: _Job[T] = _Job(call, done)
         with self._lock:
             if self._stuck >= self.max_threads:
                 raise DeadlineExceeded("Timed out")
-            self._queue.append(job)
-            spawn = len(self._queue) > self._idle and self._threads < self.max_threads
+            self._queued += 1
+            spawn = self._queued > self._idle and self._threads < self.max_threads
             if spawn:
                 self._threads += 1
-            else:
-                self._work.notify()
+        self._queue.put(job)
         if spawn:
             try:
                 threading.Thread(
@@ -114,12 +117,11 @@ class TransformPool:
             except RuntimeError:  # no thread to be had: the job waits for a busy one
                 with self._lock:
                     self._threads -= 1
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not job.done.wait(timeout):
+        timeout = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not job.done.acquire(timeout=timeout):
             with self._lock:
                 if job.state == _WAITING:
-                    job.state = _CANCELLED
-                    self._queue.remove(job)
+                    job.state = _CANCELLED  # the thread that takes it skips it
                     raise DeadlineExceeded("Timed out")
                 if job.state == _RUNNING:
                     job.abandoned = True
@@ -180,20 +182,26 @@ class TransformPool:
 
     def _next(self, me: int) -> _Job[Any] | None:
         """The next job, marked running on this thread; None once idle for `idle_seconds`."""
-        with self._lock:
-            while not self._queue:
+        while True:
+            with self._lock:
                 self._idle += 1
-                try:
-                    notified = self._work.wait(self.idle_seconds)
-                finally:
+            try:
+                job = self._queue.get(timeout=self.idle_seconds)
+            except queue.Empty:
+                with self._lock:
                     self._idle -= 1
-                if not notified and not self._queue:
-                    self._threads -= 1
-                    return None
-            job = self._queue.popleft()
-            job.state = _RUNNING
-            job.thread_id = me
-            return job
+                    if self._queued == 0:
+                        self._threads -= 1
+                        return None
+                continue  # a job was put just now: take it
+            with self._lock:
+                self._idle -= 1
+                self._queued -= 1
+                if job.state == _CANCELLED:
+                    continue
+                job.state = _RUNNING
+                job.thread_id = me
+                return job
 
     def _finish(self, job: _Job[Any]) -> None:
         """Mark `job` finished; idempotent. A stop request raised in this thread after the job
@@ -205,4 +213,4 @@ class TransformPool:
             job.state = _FINISHED
             if job.abandoned:
                 self._stuck -= 1
-        job.done.set()
+        job.done.release()
