@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import changes, db, emulator, jsonio, observability, openapi, security, store
+from app import changes, db, deadline, emulator, jsonio, observability, openapi, security, store
 from app.config import Settings
 from app.db import Database
 from app.errors import register_error_handlers
@@ -14,8 +14,8 @@ from app.migrate import head_revision
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
-    """The composition root: settings → logging → JSON → database, change feed and store →
-    features (each registers its blueprint and its own state) → errors.
+    """The composition root: settings → logging → JSON and the request deadline → database,
+    change feed and store → features (each registers its blueprint and its own state) → errors.
 
     Everything the app keeps between requests is created here, in `init_app`s, and stored in
     `app.extensions` (see `app.extensions.Slot`): two apps share nothing but a `database` handed
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     configure_logging(settings)
     jsonio.init_app(app)
+    deadline.init_app(app, settings.request_timeout_ms / 1000)
     database = database or Database.from_settings(settings)
     db.init_app(app, database)
     feed = changes.ChangeFeed()

@@ -25,6 +25,7 @@ from sqlalchemy.event import listen
 from sqlalchemy.orm import Session
 
 from app.extensions import Slot
+from app.lru import LruDict
 
 logger = logging.getLogger("tectonite.changes")
 
@@ -105,23 +106,32 @@ def announce(session: Session, topic: str, detail: str = "") -> None:
 class WorkspaceCache:
     """A cache keyed by tuples whose first element is a workspace name; a change of `topic` on
     `feed` for a workspace drops its entries ("" drops everything). `generation` moves on every
-    invalidation, so a value computed while one happened can be recognised and not stored."""
+    invalidation, so a value computed while one happened can be recognised and not stored.
 
-    def __init__(self, feed: ChangeFeed, topic: str) -> None:
-        self.entries: dict[tuple[str, ...], Any] = {}
+    Bounded: `entries` keeps at most `max_entries`, least recently used dropped first (request
+    input chooses the keys). Subclasses with more than one mapping list them in `_stores`.
+    Every mutation, including marking an entry used, holds `lock`.
+    """
+
+    def __init__(self, feed: ChangeFeed, topic: str, *, max_entries: int) -> None:
+        self.entries: LruDict[tuple[str, ...], Any] = LruDict(max_entries)
         self.lock = threading.Lock()
         self.generation = 0
         self.feed = feed
         feed.subscribe(topic, self.invalidate)
 
+    def _stores(self) -> tuple[LruDict[tuple[str, ...], Any], ...]:
+        return (self.entries,)
+
     def invalidate(self, workspace: str = "") -> None:
         with self.lock:
             self.generation += 1
-            if not workspace:
-                self.entries.clear()
-            else:
-                for key in [k for k in self.entries if k[0] == workspace]:
-                    del self.entries[key]
+            for store in self._stores():
+                if not workspace:
+                    store.clear()
+                else:
+                    for key in [k for k in store if k[0] == workspace]:
+                        del store[key]
 
 
 class ChangeListener(threading.Thread):

@@ -5,14 +5,17 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import orjson
+import psycopg
 from flask import Flask, g
-from sqlalchemy import Connection, Engine, MetaData, create_engine
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app.changes import CHANGE_FEEDS_INFO_KEY, ChangeFeed
 from app.config import Settings
+from app.deadline import DeadlineConnection, connect_by_deadline
 from app.extensions import Slot
 from auth.models import NAMING_CONVENTION
 
@@ -59,6 +62,7 @@ class Database:
             # json/jsonb columns decoded with orjson, on this engine's connections only.
             json_deserializer=orjson.loads,
         )
+        event.listen(engine, "do_connect", _connect_by_deadline)
         return cls(engine, libpq_url=settings.libpq_url)
 
     @classmethod
@@ -76,6 +80,10 @@ class Database:
             info={CHANGE_FEEDS_INFO_KEY: database.change_feeds},
         )
         database.bound_connection = connection
+        driver = connection.connection.driver_connection
+        if isinstance(driver, DeadlineConnection):
+            # The test's transaction outlives every request: a slow request must not close it.
+            driver.follows_deadline = False
         return database
 
     def session(self) -> Session:
@@ -93,6 +101,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _connect_by_deadline(
+    _dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> psycopg.Connection[Any]:
+    """The engine's connections wait no longer than a serving request's deadline, as the
+    store's do (`app.deadline`); outside a request they are plain psycopg connections."""
+    return connect_by_deadline(lambda: DeadlineConnection.connect(*cargs, **cparams))
 
 
 DATABASE = Slot[Database]("tectonite.db")

@@ -15,6 +15,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from app.deadline import DeadlineReached
+
 logger = logging.getLogger("tectonite.errors")
 
 
@@ -126,7 +128,7 @@ def _handle_pool_timeout(_exc: PoolTimeoutError) -> Response:
 
 def _handle_database_error(exc: DBAPIError) -> Response:
     sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate == _QUERY_CANCELED:
+    if isinstance(exc.orig, DeadlineReached) or sqlstate == _QUERY_CANCELED:
         return envelope(DeadlineExceeded("Timed out"))
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         logger.warning("database unavailable: %s", type(exc.orig).__name__)
@@ -138,7 +140,7 @@ def _handle_database_error(exc: DBAPIError) -> Response:
 
 def _handle_driver_error(exc: psycopg.Error) -> Response:
     """Errors from the serving path's raw psycopg connection (outside SQLAlchemy)."""
-    if exc.sqlstate == _QUERY_CANCELED:
+    if isinstance(exc, DeadlineReached) or exc.sqlstate == _QUERY_CANCELED:
         return envelope(DeadlineExceeded("Timed out"))
     if isinstance(exc, psycopg.OperationalError):
         logger.warning("database unavailable: %s", type(exc).__name__)

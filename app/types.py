@@ -5,7 +5,9 @@ Spellings: `String`, `Int32`, `Int64`, `Float32`, `Float64`, `Bool`, `Timestamp`
 
 Wire encoding follows Tecton's protobuf JSON: int64 as decimal strings, floats as numbers (whole
 ones without a fraction; NaN/Infinity as strings), timestamps as RFC 3339 UTC with `Z`, structs
-as positional arrays, maps as objects, missing values as null.
+as positional arrays, maps as objects, missing values as null. Float32 values are rounded to
+float32 precision when they are written, as Tecton stores them (0.1 is served as the float32
+nearest to it, 0.10000000149011612).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -157,6 +160,19 @@ class _Parser:
 # ----------------------------------------------------------------------------- wire encoding
 
 
+_FLOAT32 = struct.Struct("<f")
+
+
+def to_float32(value: float) -> float:
+    """`value` rounded to the nearest float32 (NaN and infinities kept); ValueTypeError for a
+    finite number beyond float32's range."""
+    try:
+        rounded: float = _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+    except OverflowError:
+        raise ValueTypeError(f"number {value!r} is out of range for Float32") from None
+    return rounded
+
+
 def encode_float(value: float) -> float | int | str:
     """A float as protobuf JSON writes it: NaN/Infinity as strings, whole numbers as integers."""
     if math.isnan(value):
@@ -185,8 +201,10 @@ def encode_value(feature_type: FeatureType, value: Any) -> Any:
     kind = feature_type.kind
     if kind in ("Int64", "Int32"):
         return str(int(value))
-    if kind in ("Float64", "Float32"):
+    if kind == "Float64":
         return encode_float(float(value))
+    if kind == "Float32":
+        return encode_float(to_float32(float(value)))
     if kind == "Timestamp":
         return format_timestamp(value) if isinstance(value, datetime) else value
     if kind == "Array":
@@ -301,7 +319,11 @@ def coerce_value(feature_type: FeatureType, value: Any) -> Any:
             return float(value.replace("Infinity", "inf"))
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueTypeError(f"expected a number, got {_json_kind(value)}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise ValueTypeError(f"number out of range for {kind}") from None
+        return to_float32(number) if kind == "Float32" else number
     if kind == "Bool":
         if not isinstance(value, bool):
             raise ValueTypeError(f"expected a boolean, got {_json_kind(value)}")

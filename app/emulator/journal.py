@@ -64,7 +64,8 @@ class Pending:
     path: str
     url_rule: str | None
     view_args: dict[str, Any] | None
-    body: bytes
+    body: bytes  # empty when the body was larger than MAX_BODY_BYTES (not kept: see body_bytes)
+    body_bytes: int
     status: int
     response: bytes  # the error body (status >= 400), else b""
     api_key_id: str | None
@@ -72,10 +73,11 @@ class Pending:
 
     def row(self) -> dict[str, Any]:
         endpoint = endpoint_of(self.url_rule)
-        parsed = parse_body(self.body) if len(self.body) <= MAX_BODY_BYTES else None
+        oversized = self.body_bytes > MAX_BODY_BYTES
+        parsed = None if oversized else parse_body(self.body)
         target = target_of(endpoint, self.view_args, parsed)
-        if len(self.body) > MAX_BODY_BYTES:
-            body: Any = {"truncated": True, "bytes": len(self.body)}
+        if oversized:
+            body: Any = {"truncated": True, "bytes": self.body_bytes}
         elif parsed is None and self.body:
             body = {"unparsed": self.body[:1000].decode("utf-8", "replace")}
         else:
@@ -202,13 +204,17 @@ class JournalWriter:
             body = b""
         status = response.status_code
         rule = current.url_rule
+        size = len(body)
+        # Entries wait in memory until written: an oversized body is not kept, only its size.
+        kept = body if size <= MAX_BODY_BYTES else b""
         return Pending(
             time=datetime.now(UTC),
             method=current.method,
             path=current.path,
             url_rule=rule.rule if rule is not None else None,
             view_args=current.view_args,
-            body=body,
+            body=kept,
+            body_bytes=size,
             status=status,
             response=response.get_data() if status >= 400 and not response.is_streamed else b"",
             api_key_id=getattr(principal, "key_id", None),

@@ -140,7 +140,7 @@ def journal_clear() -> Response:
 @bp.post("/explain")
 def explain() -> Response:
     parsed = features_request(read_json_body(), batch=False)
-    resolved = servable_service(parsed.workspace, parsed.service)
+    resolved = servable_service(parsed.workspace, parsed.service, by_view=parsed.by_view)
     serving = SERVING.get()
     body = explain_request(
         resolved, parsed, CLOCK.get().state, get_store(), serving, serving.features.peek

@@ -8,7 +8,10 @@ sent only after the commit.
 
 Choices where Tecton's behaviour is not documented (README, "Differences from Tecton"):
 - a development workspace answers 404 when `dry_run` is false, as serving does;
-- `dry_run` validates everything and reports the counts that would have been written;
+- `dry_run` validates everything and reports the counts that would have been written; like a
+  development workspace, a push source no online view subscribes to is only refused (404) when
+  `dry_run` is false (Tecton's documented precondition); a dry run checks its records against
+  the source's schema and reports no view;
 - `onlineRecordIngestCount` counts the records accepted for the view, including those that
   lost to a newer stored row (last-write-wins makes them no-ops, not errors);
 - `featureViewId` is a stable hash of the workspace and view names (`TargetView.public_id`).
@@ -70,7 +73,9 @@ def _ingest(*, camel_case: bool) -> Response:
             "writes only to live workspaces."
         )
     try:
-        plans = PLANS.get().plans(session, workspace, list(request.records))
+        plans = PLANS.get().plans(
+            session, workspace, list(request.records), require_views=not request.dry_run
+        )
     except UnknownSource as exc:
         raise NotFound(exc.message) from None
 

@@ -30,6 +30,7 @@ from app.types import (
     encode_value,
     format_timestamp,
     parse_timestamp,
+    to_float32,
 )
 
 Converter = Callable[[Any], Any]
@@ -187,7 +188,7 @@ def native_converter(feature_type: FeatureType) -> Converter:
             return None if coerced is None else str(coerced)
 
         return integer
-    if kind in ("Float64", "Float32"):
+    if kind == "Float64":
 
         def number(value: Any) -> Any:
             if type(value) is float:
@@ -196,6 +197,13 @@ def native_converter(feature_type: FeatureType) -> Converter:
             return None if coerced is None else encode_float(coerced)
 
         return number
+    if kind == "Float32":
+
+        def number32(value: Any) -> Any:
+            coerced = coerce_value(feature_type, value)  # rounded to float32
+            return None if coerced is None else encode_float(coerced)
+
+        return number32
     if kind == "Timestamp":
 
         def timestamp(value: Any) -> Any:
@@ -243,12 +251,15 @@ def text_converter(feature_type: FeatureType) -> Converter:
 
         return integer
     if kind in ("Float64", "Float32"):
+        single = kind == "Float32"
 
         def number(value: str) -> Any:
             try:
                 parsed = float(value)
             except ValueError:
                 raise ValueTypeError(f"expected a number, got {value!r}") from None
+            if single:
+                parsed = to_float32(parsed)
             if parsed.is_integer() and -_TWO_63 < parsed < _TWO_63:
                 return int(parsed)
             return encode_float(parsed)  # fractions, NaN and infinities

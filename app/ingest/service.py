@@ -167,6 +167,8 @@ class SourcePlan:
         except ValueTypeError as exc:
             for view in self.views:
                 errors.append(self._error(view, f"record {index}: {exc}"))
+            if not self.views:
+                errors.append(self._error(None, f"record {index}: {exc}"))
             return
         for view in self.views:
             if view.aggregation is not None:
@@ -195,13 +197,16 @@ class SourcePlan:
                 )
             )
 
-    def _error(self, view: TargetView, message: str) -> dict[str, str]:
-        return {
-            "featureViewName": view.name,
-            "pushSourceName": self.name,
-            "errorType": "TectonObjectValidationError",
-            "errorMessage": message,
-        }
+    def _error(self, view: TargetView | None, message: str) -> dict[str, str]:
+        """A record error; without a view (a source no online view subscribes to, dry run),
+        it names the push source only."""
+        error = {"featureViewName": view.name} if view is not None else {}
+        error.update(
+            pushSourceName=self.name,
+            errorType="TectonObjectValidationError",
+            errorMessage=message,
+        )
+        return error
 
     def _values(self, record: dict[str, Any]) -> tuple[datetime, dict[str, Any], dict[str, str]]:
         column = self.timestamp_field
@@ -230,19 +235,28 @@ class PlanCache:
         self._plans: dict[tuple[int, int, str], SourcePlan] = {}
         self._lock = threading.Lock()
 
-    def plans(self, session: Session, workspace: Workspace, names: list[str]) -> list[SourcePlan]:
-        """The requested push sources' plans; UnknownSource when one is unknown or unfed."""
+    def plans(
+        self, session: Session, workspace: Workspace, names: list[str], *, require_views: bool
+    ) -> list[SourcePlan]:
+        """The requested push sources' plans; UnknownSource when one is unknown, or (with
+        `require_views`: a write, not a dry run) feeds no online view."""
         version = (workspace.id, workspace.definitions_version)
         cached = [self._plans.get((*version, name)) for name in names]
-        found = [plan for plan in cached if plan is not None]
-        if len(found) == len(names):
-            return found
-        plans = load_plans(session, workspace, names)
-        with self._lock:
-            if len(self._plans) >= self.max_plans:
-                self._plans.clear()
+        plans = [plan for plan in cached if plan is not None]
+        if len(plans) != len(names):
+            plans = load_plans(session, workspace, names)
+            with self._lock:
+                if len(self._plans) >= self.max_plans:
+                    self._plans.clear()
+                for plan in plans:
+                    self._plans[(*version, plan.name)] = plan
+        if require_views:
             for plan in plans:
-                self._plans[(*version, plan.name)] = plan
+                if not plan.views:
+                    raise UnknownSource(
+                        f"No online stream feature view in workspace `{workspace.name}` is "
+                        f"subscribed to push source `{plan.name}`."
+                    )
         return plans
 
 
@@ -274,13 +288,9 @@ def load_plans(session: Session, workspace: Workspace, names: list[str]) -> list
         source = sources.get(name)
         if source is None:
             raise UnknownSource(f"Push source `{name}` not found in workspace `{workspace.name}`.")
-        views = views_by_source.get(source.id)
-        if not views:
-            raise UnknownSource(
-                f"No online stream feature view in workspace `{workspace.name}` is subscribed "
-                f"to push source `{name}`."
-            )
-        targets = load_target_views(session, workspace.name, views)
+        # A source no online view subscribes to has an empty plan: a dry run still checks its
+        # records against the source's schema; a write is refused (`PlanCache.plans`).
+        targets = load_target_views(session, workspace.name, views_by_source.get(source.id, []))
         plans.append(
             SourcePlan(
                 name=name,

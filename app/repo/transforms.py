@@ -12,9 +12,12 @@ import inspect
 import threading
 import types
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from app.lru import LruDict
 
 Transform = Callable[..., Any]
 
@@ -27,6 +30,16 @@ class TransformError(Exception):
 class LoadedTransform:
     function: Transform
     source: str
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`<ExceptionType>: <message>`, Tecton's form; user code's `__str__` may itself raise."""
+    name = type(exc).__name__
+    try:
+        text = str(exc)
+    except BaseException:  # whatever it raises, the type name still says enough
+        return name
+    return f"{name}: {text}" if text else name
 
 
 def transform_version(source: str, function: str) -> str:
@@ -43,8 +56,8 @@ def _compile(source: str, function: str, filename: str) -> Transform:
         raise TransformError(
             f"cannot load {filename}: SyntaxError: {exc.msg} (line {exc.lineno})"
         ) from None
-    except Exception as exc:  # any failure of user code at import time is reported
-        raise TransformError(f"cannot load {filename}: {type(exc).__name__}: {exc}") from None
+    except BaseException as exc:  # user code at import time may raise anything, even SystemExit
+        raise TransformError(f"cannot load {filename}: {describe_exception(exc)}") from None
     target = module.__dict__.get(function)
     if not callable(target):
         raise TransformError(f"{filename} has no function {function!r}")
@@ -86,21 +99,44 @@ def load_transform(path: Path, function: str, source_count: int) -> LoadedTransf
     return LoadedTransform(compiled, source)
 
 
-class TransformCache:
-    """Stored transforms compiled once per version (the hash of their text); one per app."""
+# Compiled transforms kept per app; more (many re-applied versions) drop the least recently used.
+MAX_COMPILED_TRANSFORMS = 1024
 
-    def __init__(self) -> None:
-        self._compiled: dict[str, Transform] = {}
+
+class TransformCache:
+    """Stored transforms compiled once per version (the hash of their text); one per app.
+
+    Compiling runs the file's top-level code, which may take any time: it happens outside the
+    lock, so one slow file never holds up another (two threads may compile the same version at
+    once; the first stored wins)."""
+
+    def __init__(self, max_entries: int = MAX_COMPILED_TRANSFORMS) -> None:
+        self._compiled: LruDict[str, Transform] = LruDict(max_entries)
         self._lock = threading.Lock()
 
-    def compiled(self, source: str, function: str, label: str) -> Transform:
-        """The stored transform, compiled on first use."""
+    def compiled(
+        self,
+        source: str,
+        function: str,
+        label: str,
+        user_code: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> Transform:
+        """The stored transform, compiled on first use; `user_code()` is entered around running
+        the file's top level (the caller's guard for user code)."""
         version = transform_version(source, function)
-        compiled = self._compiled.get(version)
-        if compiled is None:
-            with self._lock:
-                compiled = self._compiled.get(version)
-                if compiled is None:
-                    compiled = _compile(source, function, f"<transform of {label}>")
-                    self._compiled[version] = compiled
+        with self._lock:
+            compiled = self._compiled.get(version)
+            if compiled is not None:
+                self._compiled.touch(version)
+                return compiled
+        with user_code():
+            compiled = _compile(source, function, f"<transform of {label}>")
+        with self._lock:
+            stored = self._compiled.get(version)
+            if stored is not None:
+                return stored
+            self._compiled[version] = compiled
         return compiled
+
+    def __len__(self) -> int:
+        return len(self._compiled)

@@ -19,7 +19,10 @@ def init_app(app: Flask) -> None:
     """The serving endpoints, and the app's caches (dropped on definition changes)."""
     from app.serving import routes, state  # noqa: F401  (importing them registers their routes)
 
-    SERVING.register(app, ServingState.create(changes.get_feed(app)))
+    settings = app.extensions["tectonite.settings"]
+    SERVING.register(
+        app, ServingState.create(changes.get_feed(app), request_threads=settings.threads)
+    )
     app.register_blueprint(bp)
 
 

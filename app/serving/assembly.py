@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from app import deadline
 from app.errors import BadRequest
 from app.observability import note_transform_error
-from app.repo.transforms import TransformError
+from app.repo.transforms import TransformError, describe_exception
 from app.serving import clock
 from app.serving.cache import ServingState
 from app.serving.model import (
@@ -104,10 +105,30 @@ def serve(
         if stored.values and request.metadata.slo_info:
             store_bytes = stored.response_bytes(sorted(wanted))
 
-    rows = [
-        _assemble(resolved, request, state, store_keys[i], contexts[i], cached[i], stored, now)
-        for i in range(len(request.rows))
-    ]
+    def assemble() -> list[RowResult]:
+        try:
+            return [
+                _assemble(
+                    resolved, request, state, store_keys[i], contexts[i], cached[i], stored, now
+                )
+                for i in range(len(request.rows))
+            ]
+        except Exception:
+            raise
+        except BaseException as exc:  # only user code raises these: SystemExit, ...
+            raise TransformFailed(
+                f"{describe_exception(exc)} (when evaluating a realtime transform's output)"
+            ) from None
+
+    if resolved.realtime:
+        # User code: off the request thread, given up on at the request's deadline (504).
+        try:
+            rows = state.pool.run(assemble, deadline.current())
+        except TransformFailed:
+            note_transform_error(resolved.workspace)
+            raise
+    else:
+        rows = assemble()
     return Served(rows, store_seconds, store_bytes, cache_hits, cache_misses)
 
 
@@ -200,22 +221,24 @@ def _assemble(
                 }
             )
         transform_started = time.perf_counter()
-        try:
-            output = _run_transform(state, realtime, inputs)
-        except BadRequest:
-            note_transform_error(resolved.workspace)
-            raise
+        output = _run_transform(state, realtime, inputs)
         transform_seconds += time.perf_counter() - transform_started
         for feature in realtime.features:
             try:
-                value = coerce_value(feature.type, output.get(feature.feature))
+                value = encode_value(
+                    feature.type, coerce_value(feature.type, output.get(feature.feature))
+                )
             except ValueTypeError as exc:
-                note_transform_error(resolved.workspace)
-                raise BadRequest(
+                raise TransformFailed(
                     f"TypeError: output {feature.feature!r}: {exc} "
                     f"(when evaluating UDF {realtime.view_name})"
                 ) from None
-            values.append(encode_value(feature.type, value))
+            except Exception as exc:  # a returned object's own methods (__float__, ...) raised
+                raise TransformFailed(
+                    f"{describe_exception(exc)} (output {feature.feature!r} of UDF "
+                    f"{realtime.view_name})"
+                ) from None
+            values.append(value)
             statuses.append("PRESENT")
             effective.append(None)
 
@@ -303,21 +326,30 @@ def _aggregate_outputs(
     return view_values, "PRESENT" if any_present else "MISSING_DATA"
 
 
+class TransformFailed(BadRequest):
+    """A realtime transform raised, or returned something unusable (400, Tecton's message)."""
+
+
 def _run_transform(
     state: ServingState, realtime: RealtimeOutput, inputs: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    """The transform's output as a plain dict; TransformFailed for whatever it raised (even
+    SystemExit or KeyboardInterrupt: nothing the user's code does may end the process)."""
     label = realtime.view_name
     try:
         function = state.transforms.compiled(
-            realtime.transform_source, realtime.transform_function, label
+            realtime.transform_source, realtime.transform_function, label, state.pool.user_code
         )
-        output = function(*inputs)
+        with state.pool.user_code():
+            output = function(*inputs)
+            if isinstance(output, dict):
+                output = dict(output)  # a dict subclass's own methods run here, not later
     except TransformError as exc:
-        raise BadRequest(f"TransformError: {exc} (when evaluating UDF {label})") from None
-    except Exception as exc:  # the user's code may raise anything; Tecton answers 400
-        raise BadRequest(f"{type(exc).__name__}: {exc} (when evaluating UDF {label})") from None
+        raise TransformFailed(f"TransformError: {exc} (when evaluating UDF {label})") from None
+    except BaseException as exc:  # the user's code may raise anything; Tecton answers 400
+        raise TransformFailed(f"{describe_exception(exc)} (when evaluating UDF {label})") from None
     if not isinstance(output, dict):
-        raise BadRequest(
+        raise TransformFailed(
             f"TypeError: the transform returned {type(output).__name__}, expected a dict "
             f"(when evaluating UDF {label})"
         )

@@ -126,38 +126,78 @@ def resolve_service(
     if row is None:
         return None
     workspace, service = row
-    views = {
-        v.id: v
-        for v in session.scalars(
-            select(FeatureView).where(FeatureView.workspace_id == workspace.id)
-        )
-    }
-    entities = {
-        e.id: e for e in session.scalars(select(Entity).where(Entity.workspace_id == workspace.id))
-    }
-    builder = _Builder(views, entities)
+    builder = _Builder.of(session, workspace)
     for item in service.items:
         builder.add(item.feature_view_id, item.features, item.namespace, item.join_key_map or {})
-    realtime = tuple(sorted(builder.realtime, key=lambda r: r.namespace))
-    view_outputs = tuple(sorted(builder.view_outputs, key=lambda v: v.namespace))
-    features = tuple(f for r in realtime for f in r.features) + tuple(
-        f for v in view_outputs for f in v.features
-    )
-    return ResolvedService(
-        workspace=workspace.name,
-        name=service.name,
+    return builder.resolved(
+        workspace.name,
+        service.name,
         servable=workspace.live and service.online_serving_enabled,
         enable_online_caching=service.enable_online_caching,
-        join_keys=tuple(builder.join_keys.values()),
-        request_context_keys=tuple(builder.context_keys.values()),
-        features=features,
-        reads=tuple(builder.reads),
-        realtime=realtime,
-        views=view_outputs,
+    )
+
+
+def resolve_view(session: Session, workspace_name: str, view_name: str) -> ResolvedService | None:
+    """One feature view served as a service of just that view (the `featureViewName` locator,
+    which the SDK's `FeatureView.get_online_features` uses): its features named
+    `<view>.<feature>`, servable when the workspace is live and the view online. None when the
+    view does not exist."""
+    row = session.execute(
+        select(Workspace, FeatureView)
+        .join(FeatureView, FeatureView.workspace_id == Workspace.id)
+        .where(Workspace.name == workspace_name, FeatureView.name == view_name)
+    ).one_or_none()
+    if row is None:
+        return None
+    workspace, view = row
+    builder = _Builder.of(session, workspace)
+    builder.add(view.id, None, None, {})
+    return builder.resolved(
+        workspace.name,
+        view.name,
+        servable=workspace.live and (view.online or view.kind == "realtime"),
+        enable_online_caching=False,
     )
 
 
 class _Builder:
+    @classmethod
+    def of(cls, session: Session, workspace: Workspace) -> _Builder:
+        """A builder over every view and entity of `workspace`."""
+        views = {
+            v.id: v
+            for v in session.scalars(
+                select(FeatureView).where(FeatureView.workspace_id == workspace.id)
+            )
+        }
+        entities = {
+            e.id: e
+            for e in session.scalars(select(Entity).where(Entity.workspace_id == workspace.id))
+        }
+        return cls(views, entities)
+
+    def resolved(
+        self, workspace: str, name: str, *, servable: bool, enable_online_caching: bool
+    ) -> ResolvedService:
+        """The service built so far, in Tecton's response order."""
+        realtime = tuple(sorted(self.realtime, key=lambda r: r.namespace))
+        view_outputs = tuple(sorted(self.view_outputs, key=lambda v: v.namespace))
+        features = tuple(f for r in realtime for f in r.features) + tuple(
+            f for v in view_outputs for f in v.features
+        )
+        return ResolvedService(
+            workspace=workspace,
+            name=name,
+            servable=servable,
+            enable_online_caching=enable_online_caching,
+            join_keys=tuple(self.join_keys.values()),
+            request_context_keys=tuple(self.context_keys.values()),
+            features=features,
+            reads=tuple(self.reads),
+            realtime=realtime,
+            views=view_outputs,
+        )
+
     def __init__(self, views: dict[int, FeatureView], entities: dict[int, Entity]) -> None:
         self.views = views
         self.entities = entities

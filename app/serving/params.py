@@ -98,6 +98,8 @@ class FeaturesRequest:
     metadata: MetadataOptions
     options: RequestOptions
     batch: bool
+    # Located by `featureViewName` (`service` then names a view, served as a one-view service).
+    by_view: bool = False
 
 
 def _metadata_options(params: dict[str, Any]) -> MetadataOptions:
@@ -159,6 +161,28 @@ def locator_of(
     return checked_name(workspace, "workspaceName"), checked_name(service, "featureServiceName")
 
 
+def features_locator(
+    params: dict[str, Any], workspace: str | None = None, service: str | None = None
+) -> tuple[str, str, bool]:
+    """(workspace, name, by_view): a feature service, or (v1 only) one feature view named by
+    `featureViewName`, as the SDK's `FeatureView.get_online_features` asks for it."""
+    if service is None:
+        view = get(params, "featureViewName")
+        if view is not None:
+            if get(params, "featureServiceName") is not None:
+                raise BadRequest(
+                    "Exactly one of featureServiceName and featureViewName must be set."
+                )
+            if not isinstance(view, str) or not view:
+                raise BadRequest("Invalid value for featureViewName: expected a non-empty string.")
+            located, _ = locator_of(params, workspace, "-")
+            return located, checked_name(view, "featureViewName"), True
+        if get(params, "featureViewId") is not None:
+            raise BadRequest("featureViewId is not supported; use featureViewName.")
+    located, name = locator_of(params, workspace, service)
+    return located, name, False
+
+
 def checked_name(name: str, field: str) -> str:
     """`name`, unless it cannot name anything (400 before any lookup)."""
     problem = name_problem(name)
@@ -176,7 +200,7 @@ def features_request(
 ) -> FeaturesRequest:
     """Parse a get-features (or -batch) body; raise BadRequest with Tecton's message."""
     params = params_of(body)
-    workspace, service = locator_of(params, workspace, service)
+    workspace, service, by_view = features_locator(params, workspace, service)
     if batch:
         data = get(params, "requestData")
         if data is None:
@@ -197,4 +221,5 @@ def features_request(
         metadata=_metadata_options(params),
         options=_request_options(params),
         batch=batch,
+        by_view=by_view,
     )

@@ -14,7 +14,7 @@ import orjson
 from flask import Response
 
 from app.db import get_database
-from app.errors import BadRequest, NotFound
+from app.errors import NotFound
 from app.jsonio import json_response, read_json_body
 from app.observability import note_served, note_target
 from app.security import authenticate, require_permission
@@ -22,7 +22,7 @@ from app.serving import bp
 from app.serving.assembly import Served, serve
 from app.serving.bodies import batch_body, single_body
 from app.serving.cache import SERVING
-from app.serving.model import ResolvedService
+from app.serving.model import ResolvedService, resolve_view
 from app.serving.params import (
     FeaturesRequest,
     Row,
@@ -31,6 +31,7 @@ from app.serving.params import (
     locator_of,
     params_of,
 )
+from app.serving.validation import KeyParts, partial_key_parts
 from app.store import OnlineStore, get_store
 from auth.permissions import READ_FEATURES, VIEW_METADATA
 
@@ -45,11 +46,30 @@ def unable_to_query(service: str, workspace: str) -> NotFound:
     )
 
 
-def servable_service(workspace: str, service: str) -> ResolvedService:
+def servable_service(workspace: str, service: str, *, by_view: bool = False) -> ResolvedService:
+    """The service (or, `by_view`, the view served as a service) a request names; 404 unless
+    it exists and may be served."""
+    if by_view:
+        return _servable_view(workspace, service)
     resolved = SERVING.get().services.get(get_database().session, workspace, service)
     if resolved is None or not resolved.servable:
         raise unable_to_query(service, workspace)
     note_target(workspace, service, exists=True)
+    return resolved
+
+
+def _servable_view(workspace: str, view: str) -> ResolvedService:
+    resolved = SERVING.get().services.get(
+        get_database().session, workspace, view, resolve=resolve_view, kind="view"
+    )
+    if resolved is None:
+        raise NotFound(f"Unknown feature_view_name: {view} for workspace: {workspace}")
+    if not resolved.servable:
+        raise NotFound(
+            f"Unable to query FeatureView `{view}` for workspace `{workspace}`. Ensure that the "
+            "feature view is online and that the workspace is a live workspace."
+        )
+    note_target(workspace, exists=True)
     return resolved
 
 
@@ -58,7 +78,7 @@ def _features(batch: bool, workspace: str | None = None, service: str | None = N
     authenticate()
     request = features_request(read_json_body(), batch=batch, workspace=workspace, service=service)
     require_permission(request.workspace, READ_FEATURES)
-    resolved = servable_service(request.workspace, request.service)
+    resolved = servable_service(request.workspace, request.service, by_view=request.by_view)
     served = serve(resolved, request, SERVING.get(), get_store())
     note_served(resolved, served)
     body = (batch_body if batch else single_body)(resolved, request, served, started)
@@ -137,12 +157,10 @@ def query_features() -> Response:
     authenticate()
     request = features_request(read_json_body(), batch=False)
     require_permission(request.workspace, READ_FEATURES)
-    resolved = servable_service(request.workspace, request.service)
-    supplied = request.rows[0].join_keys
+    resolved = servable_service(request.workspace, request.service, by_view=request.by_view)
+    # Canonical values ("007" is 7 for an Int64 key); a null key stays null and matches nothing.
+    supplied = partial_key_parts(resolved, request.rows[0].join_keys)
     key_names = [k.name for k in resolved.join_keys]
-    for name in supplied:
-        if name not in key_names:
-            raise BadRequest(f"Unknown join key: {name}, expected one of: [{' '.join(key_names)}]")
     store = get_store()
     candidates = _matching_entities(store, resolved, supplied)
     rows = tuple(Row(keys, request.rows[0].request_context) for keys in candidates)
@@ -150,7 +168,13 @@ def query_features() -> Response:
     served: Served | None = None
     if rows:
         batch = FeaturesRequest(
-            request.workspace, request.service, rows, request.metadata, request.options, True
+            request.workspace,
+            request.service,
+            rows,
+            request.metadata,
+            request.options,
+            True,
+            request.by_view,
         )
         served = serve(resolved, batch, SERVING.get(), store)
         note_served(resolved, served)
@@ -177,9 +201,10 @@ def _wire_key(value: Any) -> Any:
 
 
 def _matching_entities(
-    store: OnlineStore, resolved: ResolvedService, supplied: dict[str, Any]
+    store: OnlineStore, resolved: ResolvedService, supplied: KeyParts
 ) -> list[dict[str, Any]]:
-    """Full join-key maps of stored entities whose keys start with the supplied ones."""
+    """Full join-key maps of stored entities whose keys start with the supplied ones (canonical
+    values; a null one matches no stored entity)."""
     if all(k.name in supplied for k in resolved.join_keys):
         return [dict(supplied)]
     found: list[dict[str, Any]] = []
@@ -188,9 +213,14 @@ def _matching_entities(
         leading = [n for n in read.key_names if n in supplied]
         if read.key_names[: len(leading)] != tuple(leading) or len(leading) == len(read.key_names):
             continue  # this view is either fully keyed or not a prefix match
-        leading_parts = [str(supplied[n]) for n in leading]
+        leading_parts = [supplied[n] for n in leading]
+        if None in leading_parts:
+            continue  # no stored entity has a null key
         aggregate = read.aggregation is not None
-        for parts in store.read_prefix(read.feature_view_id, leading_parts, aggregate=aggregate):
+        scanned = store.read_prefix(
+            read.feature_view_id, [p for p in leading_parts if p is not None], aggregate=aggregate
+        )
+        for parts in scanned:
             full = dict(zip(read.key_names, parts, strict=True))
             merged = {**supplied, **full}
             marker = orjson.dumps(merged, option=orjson.OPT_SORT_KEYS).decode()

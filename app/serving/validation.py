@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import BadRequest
-from app.serving.model import ResolvedService, StoreRead
+from app.serving.model import NameAndType, ResolvedService, StoreRead
 from app.serving.params import Row
 from app.store import canonical_key_part, entity_key
 from app.types import ValueTypeError, coerce_value
@@ -17,37 +17,50 @@ KeyParts = dict[str, str | None]
 
 def join_key_parts(resolved: ResolvedService, row: Row) -> KeyParts:
     """Canonical join-key values of one row; Tecton's 400 messages for bad ones."""
-    expected = resolved.join_keys
-    names = [k.name for k in expected]
-    for supplied in row.join_keys:
-        if supplied not in names:
-            raise BadRequest(f"Unknown join key: {supplied}, expected one of: [{' '.join(names)}]")
+    _check_names(resolved, row.join_keys)
     parts: KeyParts = {}
-    for key in expected:
+    for key in resolved.join_keys:
         if key.name not in row.join_keys:
             raise BadRequest(f"Missing required join key: `{key.name}`")
-        value = row.join_keys[key.name]
-        if value is None:
-            parts[key.name] = None
-            continue
-        if key.type.kind == "Int64":
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                raise BadRequest(
-                    f"Unexpected JSON type for {key.name} in joinKeyMap. Expected int64 or null."
-                )
-            try:
-                parts[key.name] = canonical_key_part("Int64", coerce_value(key.type, value))
-            except ValueTypeError:
-                raise BadRequest(
-                    f"Unexpected JSON type for {key.name} in joinKeyMap. Expected int64 or null."
-                ) from None
-        else:
-            if not isinstance(value, str) or "\x00" in value:
-                raise BadRequest(
-                    f"Unexpected JSON type for {key.name} in joinKeyMap. Expected string or null."
-                )
-            parts[key.name] = value
+        parts[key.name] = _key_part(key, row.join_keys[key.name])
     return parts
+
+
+def partial_key_parts(resolved: ResolvedService, join_keys: dict[str, Any]) -> KeyParts:
+    """Canonical values of the join keys a partial-key request supplies (query-features)."""
+    _check_names(resolved, join_keys)
+    return {
+        k.name: _key_part(k, join_keys[k.name]) for k in resolved.join_keys if k.name in join_keys
+    }
+
+
+def _check_names(resolved: ResolvedService, join_keys: dict[str, Any]) -> None:
+    names = [k.name for k in resolved.join_keys]
+    for supplied in join_keys:
+        if supplied not in names:
+            raise BadRequest(f"Unknown join key: {supplied}, expected one of: [{' '.join(names)}]")
+
+
+def _key_part(key: NameAndType, value: Any) -> str | None:
+    """One join key's canonical stored form ("007" and 7 are "7" for an Int64 key)."""
+    if value is None:
+        return None
+    if key.type.kind == "Int64":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise BadRequest(
+                f"Unexpected JSON type for {key.name} in joinKeyMap. Expected int64 or null."
+            )
+        try:
+            return canonical_key_part("Int64", coerce_value(key.type, value))
+        except ValueTypeError:
+            raise BadRequest(
+                f"Unexpected JSON type for {key.name} in joinKeyMap. Expected int64 or null."
+            ) from None
+    if not isinstance(value, str) or "\x00" in value:
+        raise BadRequest(
+            f"Unexpected JSON type for {key.name} in joinKeyMap. Expected string or null."
+        )
+    return value
 
 
 def request_context(resolved: ResolvedService, row: Row, ignore_extra: bool) -> dict[str, Any]:

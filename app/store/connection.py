@@ -3,8 +3,13 @@
 Bypasses the pool and SQLAlchemy's execution layer, and reuses the cursor (measured: 83 instead
 of 120 us of client CPU per read): a store read is one prepared statement on a connection that
 is always ready, as gunicorn's threads are long-lived. On an autocommit connection psycopg sends
-the statement alone, with no BEGIN/ROLLBACK around it, so a lookup is one round trip. Reads
-time out after the request deadline (Tecton's 2 s), which answers 504.
+the statement alone, with no BEGIN/ROLLBACK around it, so a lookup is one round trip.
+
+Reads end at the request's deadline (Tecton's 2 s, `app.deadline`): the server's
+`statement_timeout` stops a slow statement, and the client side stops waiting on a database
+that does not answer at all (504). A connection is opened in a thread of its own and waited for
+until the deadline only (503 past it); an attempt still under way then is the next request's
+connection on this thread, rather than a second attempt piling up behind it.
 
 Behind PgBouncer in transaction mode (`pooled`) nothing may outlive a transaction: no prepared
 statements and no `options` startup parameter (PgBouncer before 1.21 refuses both). The read is
@@ -17,12 +22,16 @@ With read replicas (`app.store.replicas`), a `ReplicaRouter` picks the connectio
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
 
 import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Connection
+
+from app.deadline import DeadlineConnection, NotConnectedInTime, remaining, start_connecting
 
 APPLICATION_NAME = "tectonite-serving"
 
@@ -34,7 +43,7 @@ class CursorSource(Protocol):
         """A ready cursor for this thread."""
         ...
 
-    def fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def fetch(self, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run one read statement on this thread's cursor and return its rows."""
         ...
 
@@ -62,33 +71,53 @@ class ThreadConnections:
     def cursor(self) -> psycopg.Cursor[Any]:
         cursor: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
         if cursor is None or cursor.closed or cursor.connection.closed:
-            connection = self._connect()
-            # Stored features are json: decode them with orjson, on this connection only.
-            set_json_loads(orjson.loads, connection)
+            connection = self._connection()
             cursor = psycopg.ClientCursor(connection) if self.pooled else connection.cursor()
             self._local.cursor = cursor
             with self._lock:
                 self._open.append(connection)
         return cursor
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connection(self) -> psycopg.Connection[Any]:
+        """A new connection, waited for until the request's deadline at most."""
+        pending: Future[psycopg.Connection[Any]] | None = getattr(self._local, "pending", None)
+        if pending is not None and pending.done() and pending.exception() is not None:
+            pending = None  # an earlier request's attempt failed: this one tries afresh
+        if pending is None:
+            pending = start_connecting(self._open_connection)
+            self._local.pending = pending
+        left = remaining()
+        try:
+            connection = pending.result(timeout=None if left is None else max(left, 0.0))
+        except FutureTimeout:
+            raise NotConnectedInTime("no database connection by the request's deadline") from None
+        finally:
+            if pending.done():
+                self._local.pending = None
+        return connection
+
+    def _open_connection(self) -> psycopg.Connection[Any]:
         if self.pooled:
-            return psycopg.connect(
+            connection = DeadlineConnection.connect(
                 self.conninfo,
                 autocommit=True,
                 connect_timeout=5,
                 application_name=APPLICATION_NAME,
                 prepare_threshold=None,
             )
-        return psycopg.connect(
-            self.conninfo,
-            autocommit=True,
-            connect_timeout=5,
-            application_name=APPLICATION_NAME,
-            options=f"-c statement_timeout={self.statement_timeout_ms}",
-        )
+        else:
+            connection = DeadlineConnection.connect(
+                self.conninfo,
+                autocommit=True,
+                connect_timeout=5,
+                application_name=APPLICATION_NAME,
+                options=f"-c statement_timeout={self.statement_timeout_ms}",
+            )
+        # Stored features are json: decode them with orjson, on this connection only.
+        set_json_loads(orjson.loads, connection)
+        return connection
 
-    def fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def fetch(self, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
         cursor = self.cursor()
         if self.pooled:
             # One simple query, one implicit transaction: the SET LOCAL ends with it.
@@ -126,7 +155,7 @@ class BoundConnection:
         driver: psycopg.Connection[Any] = self.connection.connection.driver_connection  # type: ignore[assignment]  # a psycopg engine's connections are psycopg's
         return driver.cursor()
 
-    def fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def fetch(self, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
         cursor = self.cursor()
         cursor.execute(query, params, prepare=True)
         return cursor.fetchall()

@@ -12,6 +12,7 @@ import orjson
 import psycopg
 
 from app.aggregation import Event, TileJson
+from app.deadline import DeadlineReached, NotConnectedInTime
 from app.store.aggregates import decoded_values
 from app.store.connection import CursorSource
 from app.store.keys import entity_key_prefix
@@ -223,10 +224,13 @@ class OnlineStore:
 
     def _fetch(self, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run `query`; a connection that broke (e.g. PostgreSQL restarted) is replaced and the
-        read retried once: reads are idempotent."""
+        read retried once: reads are idempotent. Past the request's deadline nothing is retried."""
         for attempt in (1, 2):
             try:
                 return self.connections.fetch(query, params)
+            except (DeadlineReached, NotConnectedInTime):
+                self.connections.discard()
+                raise
             except psycopg.OperationalError:
                 self.connections.discard()
                 if attempt == 2:

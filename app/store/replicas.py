@@ -171,7 +171,7 @@ class ReplicaRouter:
         """The primary's cursor for this thread (replica cursors are reached through `fetch`)."""
         return self.primary.cursor()
 
-    def fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def fetch(self, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
         index = self.monitor.choose()
         if index is not None:
             try:

@@ -129,6 +129,26 @@ def test_a_timestamp_that_overflows_in_utc_is_a_record_error(client, admin_auth,
 
 
 @pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_overflowing_timestamp_in_a_viewers_dry_run_is_a_record_error(
+    client, admin_auth, runner, stamp
+):
+    """The issue's exact case: a viewer key (allowed dry runs only) and `dry_run: true`."""
+    viewer = runner.ok(
+        "api-key", "create", "--description", "viewer", "--role", "viewer", "--workspace", "prod"
+    ).stdout.strip()
+    body = {
+        "workspace_name": "prod",
+        "dry_run": True,
+        "records": {"transactions": [_record(timestamp=stamp)]},
+    }
+    headers = {"Authorization": f"Tecton-key {viewer}"}
+    response = client.post("/ingest", data=orjson.dumps(body), headers=headers)
+    assert response.status_code == 400, response.data[:300]
+    assert response.mimetype == "application/json"
+    assert "recordErrors" in response.get_json()
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_a_timestamp_request_context_value_that_overflows_is_a_bad_request(
     client, admin_auth, runner, tmp_path, stamp
 ):

@@ -334,6 +334,24 @@ def test_source_without_online_views_is_404(client, editor):
     )
 
 
+def test_a_dry_run_to_a_source_without_online_views_is_checked_not_refused(client, editor):
+    """Tecton requires a subscribed online view only when `dry_run` is false (reference §8)."""
+    record = {"user_id": "u", "v": 1, "ts": iso(recent())}
+    response = post(client, body([record], source="orphan_events", dry_run=True), editor)
+    assert response.status_code == 200, response.json
+    assert response.json == {
+        "workspaceName": "prod",
+        "ingestMetrics": {"featureViewIngestMetrics": []},
+    }
+    bad = post(client, body([{**record, "v": "x"}], source="orphan_events", dry_run=True), editor)
+    assert bad.status_code == 400
+    [error] = bad.json["recordErrors"]
+    assert error["pushSourceName"] == "orphan_events" and "featureViewName" not in error
+    assert "column `v`" in error["errorMessage"]
+    # The same source, written for real, is still refused (also after the dry run's cached plan).
+    assert post(client, body([record], source="orphan_events"), editor).status_code == 404
+
+
 def test_development_workspace_accepts_only_dry_runs(
     client, runner, tmp_path, admin_editor, database
 ):

@@ -77,3 +77,53 @@ def test_int64_join_keys_as_strings_or_integers(client, runner, database, tmp_pa
             "Unexpected JSON type for merchant_id in joinKeyMap. Expected int64 or null."
         )
     assert get(None).json == {"result": {"features": [None]}}  # null key: missing, not an error
+
+
+MERCHANT_FIRST = """
+entities:
+  - name: merchant_user
+    join_keys: [{name: merchant_id, type: Int64}, {name: user_id, type: String}]
+feature_views:
+  - name: visits_by_merchant
+    entities: [merchant_user]
+    features: [{name: visits, type: Int64}]
+feature_services:
+  - name: by_merchant
+    features: [visits_by_merchant]
+"""
+
+
+def test_leading_keys_are_canonical_and_a_null_one_matches_nothing(
+    client, runner, database, tmp_path
+):
+    runner.ok("workspace", "create", "q")
+    runner.ok("apply", "-f", str(write_repo(tmp_path, TWO_KEYS)), "--workspace", "q", "--yes")
+    runner.ok("workspace", "create", "m")
+    runner.ok(
+        "apply", "-f", str(write_repo(tmp_path / "m", MERCHANT_FIRST)), "--workspace", "m", "--yes"
+    )
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    # A user literally named "None": a null key must not find it.
+    put_values(database, "q", "pair_stats", ["None", "7"], when, {"visits": 1})
+    put_values(database, "m", "visits_by_merchant", ["7", "u1"], when, {"visits": 2})
+    put_values(database, "m", "visits_by_merchant", ["7", "u2"], when, {"visits": 3})
+    key = runner.ok("api-key", "create", "--description", "k").stdout.strip()
+    headers = {"Authorization": f"Tecton-key {key}"}
+
+    def query(workspace, service, join_keys):
+        body = {"params": {"workspaceName": workspace, "featureServiceName": service,
+                           "joinKeyMap": join_keys}}  # fmt: skip
+        return client.post(QUERY, json=body, headers=headers)
+
+    assert query("q", "pairs", {"user_id": None}).json == {"results": []}
+    for spelling in ("007", 7, "+7"):
+        found = query("m", "by_merchant", {"merchant_id": spelling}).json
+        assert sorted((r["joinKeys"], r["features"]) for r in found["results"]) == [
+            (["7", "u1"], ["2"]),
+            (["7", "u2"], ["3"]),
+        ], spelling
+    bad = query("m", "by_merchant", {"merchant_id": "seven"})
+    assert bad.status_code == 400
+    assert bad.json["message"] == (
+        "Unexpected JSON type for merchant_id in joinKeyMap. Expected int64 or null."
+    )
