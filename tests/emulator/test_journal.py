@@ -144,8 +144,8 @@ def test_a_failing_journal_never_fails_the_request(app, connection, runner):
 
 def _pending(index: int) -> Pending:
     return Pending(time=datetime.now(UTC), method="POST", path=GET_FEATURES, url_rule=GET_FEATURES,
-                   view_args={}, body=b"{}", status=200, response=b"", api_key_id=None,
-                   duration_ms=float(index))  # fmt: skip
+                   view_args={}, body=b"{}", body_bytes=2, status=200, response=b"",
+                   api_key_id=None, duration_ms=float(index))  # fmt: skip
 
 
 class ChasedWriter(JournalWriter):
