@@ -1,10 +1,11 @@
 """Fault rules: make matching API requests wait and/or answer 429, 500, 503 or 504.
 
 Rules are cached per process and reloaded after a change notice, so a request that matches no
-rule costs a look at an empty tuple. Only a request matching a rule with `times` or a seeded
-`probability` touches the database: `times` is an atomic conditional decrement (exact across
-every process), and a seed draws the n-th matching request's outcome from (seed, n), with n
-counted in the database, so the same sequence of requests gives the same hits.
+rule costs a look at an empty tuple. Only a request matching a rule touches the database, which
+has the last word: a rule cleared there never fires, even in a process that has not heard of
+the clear yet; `times` is an atomic conditional decrement (exact across every process), and a
+seed draws the n-th matching request's outcome from (seed, n), with n counted in the database,
+so the same sequence of requests gives the same hits.
 """
 
 from __future__ import annotations
@@ -197,14 +198,27 @@ class FaultInjector:
         return None
 
     def _hits(self, rule: Rule) -> bool:
-        if rule.probability is None and rule.times is None:
-            return True
+        """Whether `rule` applies to this request. The database decides, not this process's
+        copy: a rule cleared a moment ago (whose notice this process has not heard yet) never
+        fires. Only requests that match a rule pay this statement."""
         with self._database.session() as session:
-            hit = self._draw(session, rule)
-            if hit and rule.times is not None:
-                hit = self._take_one(session, rule)
+            if rule.probability is None and rule.times is None:
+                hit = self._still_there(session, rule)
+            else:
+                hit = self._draw(session, rule)
+                if hit and rule.times is not None:
+                    hit = self._take_one(session, rule)
             session.commit()
         return hit
+
+    def _still_there(self, session: Session, rule: Rule) -> bool:
+        found = session.execute(
+            text("SELECT 1 FROM emulator_faults WHERE id = :id"), {"id": rule.id}
+        ).scalar_one_or_none()
+        if found is None:  # cleared meanwhile
+            self.snapshot.invalidate()
+            return False
+        return True
 
     def _draw(self, session: Session, rule: Rule) -> bool:
         if rule.probability is None:

@@ -6,6 +6,7 @@ import time
 import httpx
 import orjson
 import pytest
+from sqlalchemy import text
 from tecton_client import TectonClient
 from tecton_client.exceptions import (
     GatewayTimeoutError,
@@ -14,6 +15,8 @@ from tecton_client.exceptions import (
     TectonHttpException,
 )
 
+from app.emulator.faults import FAULTS, add_rule
+from app.emulator.schemas import load_fault_rule
 from tests.emulator.conftest import GET_FEATURES, features_body, wait_for
 from tests.serving.conftest import SERVICE
 
@@ -232,3 +235,20 @@ def test_cli_rules_reach_the_server(server, fraud_live, emulator, committed_runn
     bad = committed_runner.invoke("fault", "add", "--status", "503", "--probability", "2")
     assert bad.exit_code != 0 and "probability" in bad.output
     assert committed_runner.ok("fault", "list").stdout.strip() == "No fault rules."
+
+
+def test_a_rule_cleared_in_the_database_never_fires_from_a_stale_copy(app, database):
+    """A process that has not yet heard of a clear still holds the rule in its copy; the
+    database has the last word, so the next request is served as if the rule never was (the
+    next test's requests must not meet the last test's faults)."""
+    with database.session() as session:
+        rule_id = add_rule(session, load_fault_rule({"status": 503}))
+        session.commit()
+    with app.test_client() as client:
+        assert client.post(GET_FEATURES, json=features_body()).status_code == 503
+        with database.session() as session:
+            session.execute(text("DELETE FROM emulator_faults WHERE id = :id"), {"id": rule_id})
+            session.commit()  # no change notice: this process's copy is now stale
+        stale = FAULTS.get(app).snapshot.get()
+        assert [rule.id for rule in stale] == [rule_id]
+        assert client.post(GET_FEATURES, json=features_body()).status_code == 401  # no key
