@@ -5,8 +5,8 @@ the feature-service cache applies to aggregate views as to plain ones."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import orjson
@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from app.serving import clock
 from tests.aggregation.test_serving import DEFINITIONS, TRANSFORMS, by_name, get, ingest, record
+from tests.emulator.conftest import wait_for as poll_until
 from tests.ingest import create_key
 from tests.repo.helpers import write_repo
 
@@ -27,17 +28,8 @@ CACHED = DEFINITIONS.replace(
 )
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll `condition` until it returns something truthy (the app's copy of the clock is
-    reloaded after the change notice); fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        time.sleep(0.02)
+# The app's copy of the clock is reloaded after the change notice: poll for its effect.
+wait_for = partial(poll_until, timeout=5.0)
 
 
 @pytest.fixture
